@@ -1,0 +1,6 @@
+//! The `elt` command's library: local-mode building blocks shared by the command, its tests and
+//! its benchmark.
+
+pub mod commands;
+pub mod gen;
+pub mod lake;

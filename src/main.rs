@@ -1,0 +1,165 @@
+//! `elt`: run gh-elt locally, and operate it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gh_elt::commands;
+use gh_elt::lake::Format;
+
+#[derive(Parser)]
+#[command(
+    name = "elt",
+    version,
+    about = "gh-elt: GHArchive hours → a Parquet lake, locally or on AWS"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct LakeArgs {
+    /// The lake folder: Parquet under CURATED_PREFIX, quarantined lines under REJECTS_PREFIX.
+    #[arg(long, env = "ELT_LAKE", default_value = "lake")]
+    lake: PathBuf,
+    /// Key prefix of the Parquet table in the lake.
+    #[arg(long, env = "CURATED_PREFIX", default_value = events::DEFAULT_CURATED_PREFIX, hide_env_values = true)]
+    curated_prefix: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Transform local raw hour files (YYYY-MM-DD-H.json.gz, .json.zst or .json) into the lake.
+    ///
+    /// Prints one JSON line per file: source, hour, lines, rows, duplicates, rejected, outputs.
+    /// Bad lines go to the quarantine with their reason; a corrupt or truncated file fails whole
+    /// and changes nothing. Exits non-zero if any file failed.
+    Transform {
+        #[command(flatten)]
+        lake: LakeArgs,
+        /// The transform SQL over `raw_events` (default: the built-in transform/sql/ghactivity.sql).
+        #[arg(long, env = "TRANSFORM_SQL")]
+        sql: Option<PathBuf>,
+        /// Key prefix of the quarantine files.
+        #[arg(long, env = "REJECTS_PREFIX", default_value = events::DEFAULT_REJECTS_PREFIX)]
+        rejects_prefix: String,
+        /// Lines longer than this many bytes are quarantined unparsed.
+        #[arg(long, default_value_t = transform::DEFAULT_MAX_LINE_BYTES)]
+        max_line_bytes: usize,
+        /// Start a new Parquet part once the current one reaches this many MiB.
+        #[arg(long, default_value_t = transform::DEFAULT_MAX_PART_BYTES / (1024 * 1024))]
+        max_part_mib: u64,
+        /// Raw hour files to transform.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Query the lake with SQL (DataFusion); the table is `ghactivity`, with `year`, `month` and
+    /// `dayofmonth` as partition columns.
+    Query {
+        #[command(flatten)]
+        lake: LakeArgs,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// For example: "SELECT event_type, count(*) FROM ghactivity GROUP BY 1 ORDER BY 2 DESC"
+        sql: String,
+    },
+    /// Write a GHArchive-shaped hour file made from real events (gzip, zstd or plain by extension).
+    Gen {
+        /// The hour the events belong to, e.g. 2024-03-05-14.
+        #[arg(long)]
+        hour: events::Hour,
+        /// Number of lines to write.
+        #[arg(long)]
+        events: u64,
+        /// Seed of the random choices: the same seed gives the same file.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Share of lines that repeat an earlier event id.
+        #[arg(long, default_value_t = 0.005)]
+        duplicate_share: f64,
+        /// Output file, e.g. 2024-03-05-14.json.gz.
+        out: PathBuf,
+    },
+    /// Generate a few hours, transform them into the lake, and print a short report from it.
+    Demo {
+        #[command(flatten)]
+        lake: LakeArgs,
+        /// Hours to generate, ending with --last-hour.
+        #[arg(long, default_value_t = 3)]
+        hours: u32,
+        /// Events per hour.
+        #[arg(long, default_value_t = 20_000)]
+        events: u64,
+        #[arg(long, default_value = "2024-03-05-14")]
+        last_hour: events::Hour,
+    },
+}
+
+fn main() -> ExitCode {
+    gh_elt::commands::init_logging();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Transform {
+                lake,
+                sql,
+                rejects_prefix,
+                max_line_bytes,
+                max_part_mib,
+                files,
+            } => {
+                let options = commands::transform_options(
+                    sql.as_deref(),
+                    lake.curated_prefix,
+                    rejects_prefix,
+                    max_line_bytes,
+                    max_part_mib,
+                )?;
+                commands::transform_files(&lake.lake, &files, &options).await
+            }
+            Command::Query { lake, format, sql } => {
+                commands::query(&lake.lake, &lake.curated_prefix, &sql, format).await
+            }
+            Command::Gen {
+                hour,
+                events,
+                seed,
+                duplicate_share,
+                out,
+            } => commands::gen(
+                &out,
+                &gh_elt::gen::GenOptions {
+                    hour,
+                    events,
+                    seed,
+                    duplicate_share,
+                },
+            ),
+            Command::Demo {
+                lake,
+                hours,
+                events,
+                last_hour,
+            } => commands::demo(&lake.lake, &lake.curated_prefix, hours, events, last_hour).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

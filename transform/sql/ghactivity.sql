@@ -1,0 +1,76 @@
+-- gh-elt's transform: one GHArchive hour file → the rows of the `ghactivity` table.
+--
+-- Input: `raw_events`, one row per valid line in file order, with the declared schema documented
+-- in docs/COLUMNS.md (envelope fields, the `payload` struct of declared payload fields, the raw
+-- `payload_json` text, `source_file` and the 1-based `line`).
+-- `first_seen(id)` is true the first time an id appears in the file: it drops duplicate events,
+-- first occurrence wins, without holding rows in memory.
+--
+-- Change this file and pass it with `elt transform --sql FILE` (or TRANSFORM_SQL on Lambda).
+-- Every row the query drops is counted as a duplicate in the run's accounting.
+SELECT
+    id                                               AS event_id,
+    type                                             AS event_type,
+    created_at,
+    actor.id                                         AS actor_id,
+    actor.login                                      AS actor_login,
+    repo.id                                          AS repo_id,
+    repo.name                                        AS repo_name,
+    org.id                                           AS org_id,
+    org.login                                        AS org_login,
+    public,
+
+    -- Flattened payload fields: null where they do not apply to the event type.
+    payload.action                                   AS action,
+    payload.ref                                      AS ref,
+    payload.ref_type                                 AS ref_type,
+    payload.head                                     AS head,
+    payload.before                                   AS before,
+    payload.push_id                                  AS push_id,
+    payload.size                                     AS push_size,
+    payload.distinct_size                            AS push_distinct_size,
+    coalesce(payload.number, payload.issue.number, payload.pull_request.number) AS number,
+    coalesce(payload.issue.title, payload.pull_request.title)                   AS title,
+    coalesce(payload.comment.body, payload.review.body, payload.issue.body,
+             payload.pull_request.body, payload.release.body)                    AS body,
+    coalesce(payload.issue.state, payload.pull_request.state)                   AS state,
+    coalesce(payload.issue.locked, payload.pull_request.locked)                 AS locked,
+    coalesce(payload.issue.labels, payload.pull_request.labels)                 AS labels,
+    coalesce(payload.issue.assignee.login, payload.pull_request.assignee.login) AS assignee,
+    coalesce(payload.issue.assignees, payload.pull_request.assignees)           AS assignees,
+    coalesce(payload.issue.comments, payload.pull_request.comments)             AS comments,
+    coalesce(payload.comment.author_association, payload.review.author_association,
+             payload.issue.author_association, payload.pull_request.author_association) AS author_association,
+    coalesce(payload.issue.closed_at, payload.pull_request.closed_at)           AS closed_at,
+    payload.pull_request.merged_at                   AS merged_at,
+    payload.pull_request.merged                      AS merged,
+    payload.pull_request.merge_commit_sha            AS merge_commit_sha,
+    payload.pull_request.head.ref                    AS head_ref,
+    payload.pull_request.head.sha                    AS head_sha,
+    payload.pull_request.base.ref                    AS base_ref,
+    payload.pull_request.base.sha                    AS base_sha,
+    payload.pull_request.additions                   AS additions,
+    payload.pull_request.deletions                   AS deletions,
+    payload.pull_request.changed_files               AS changed_files,
+    payload.pull_request.commits                     AS commits,
+    payload.pull_request.review_comments             AS review_comments,
+    payload.pull_request.requested_reviewers         AS requested_reviewers,
+    payload.comment.id                               AS comment_id,
+    payload.comment.path                             AS path,
+    payload.comment.position                         AS position,
+    payload.comment.line                             AS line,
+    coalesce(payload.comment.commit_id, payload.review.commit_id)               AS commit_id,
+    payload.comment.diff_hunk                        AS diff_hunk,
+    payload.review.state                             AS review_state,
+    payload.release.tag_name                         AS release_tag_name,
+    payload.release.name                             AS release_name,
+    payload.member.login                             AS member_login,
+    payload.forkee.full_name                         AS forkee_full_name,
+    coalesce(payload.comment."user".login, payload.review."user".login, payload.issue."user".login,
+             payload.pull_request."user".login, payload.release.author.login)   AS creator_user_login,
+
+    -- Provenance, and the payload exactly as it stood in the line, so nothing is lost.
+    source_file,
+    payload_json                                     AS payload
+FROM raw_events
+WHERE first_seen(id)

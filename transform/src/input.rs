@@ -1,0 +1,167 @@
+//! Reading one raw file: detect its compression by magic bytes, decompress, and cut the stream
+//! into chunks of whole lines for the parsers. A line too long to hold is streamed straight into
+//! the quarantine, so memory stays bounded whatever the input holds.
+
+use std::io::{self, Cursor, Read};
+use std::sync::Mutex;
+
+use crossbeam_channel::Sender;
+use events::Compression;
+use flate2::read::MultiGzDecoder;
+
+use crate::quarantine::Quarantine;
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+/// Bytes read from the decoder at a time.
+const READ_BYTES: u64 = 256 * 1024;
+
+/// A run of whole lines; `first_line` is the 1-based number of its first line in the file.
+pub(crate) struct Chunk {
+    pub seq: u64,
+    pub first_line: u64,
+    pub data: Vec<u8>,
+}
+
+/// Wraps `input` in the decoder its first bytes call for.
+pub(crate) fn decompress(
+    mut input: Box<dyn Read + Send>,
+) -> io::Result<(Compression, Box<dyn Read + Send>)> {
+    let mut head = Vec::with_capacity(4);
+    (&mut input).take(4).read_to_end(&mut head)?;
+    let compression = if head.starts_with(GZIP_MAGIC) {
+        Compression::Gzip
+    } else if head.starts_with(ZSTD_MAGIC) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    };
+    let whole = Cursor::new(head).chain(input);
+    let reader: Box<dyn Read + Send> = match compression {
+        // GHArchive files are single-member, but concatenated gzip is valid gzip too.
+        Compression::Gzip => Box::new(MultiGzDecoder::new(io::BufReader::with_capacity(
+            1 << 20,
+            whole,
+        ))),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(whole)?),
+        Compression::None => Box::new(whole),
+    };
+    Ok((compression, reader))
+}
+
+/// What reading the whole file found, besides the chunks it sent.
+pub(crate) struct ReadStats {
+    pub json_bytes: u64,
+    /// Lines streamed to the quarantine because they passed the limit.
+    pub oversized_lines: u64,
+}
+
+pub(crate) struct LineSplitter<'a> {
+    pub chunk_bytes: usize,
+    pub max_line_bytes: usize,
+    pub quarantine: &'a Mutex<Quarantine>,
+    pub chunks: Sender<Chunk>,
+}
+
+impl LineSplitter<'_> {
+    /// Reads `reader` to the end. Stops early, without error, if the receiving side has gone.
+    pub fn run(&self, mut reader: impl Read) -> io::Result<ReadStats> {
+        let mut stats = ReadStats {
+            json_bytes: 0,
+            oversized_lines: 0,
+        };
+        let mut buf: Vec<u8> = Vec::with_capacity(self.chunk_bytes + READ_BYTES as usize);
+        let mut next_line = 1u64;
+        let mut seq = 0u64;
+        // Offset in `buf` where the last, possibly incomplete, line starts.
+        let mut line_start = 0usize;
+        loop {
+            let scanned = buf.len();
+            let n = (&mut reader).take(READ_BYTES).read_to_end(&mut buf)?;
+            stats.json_bytes += n as u64;
+            if n == 0 {
+                if !buf.is_empty() {
+                    self.send(&mut seq, &mut next_line, std::mem::take(&mut buf));
+                }
+                return Ok(stats);
+            }
+            if let Some(p) = memchr::memrchr(b'\n', &buf[scanned..]) {
+                line_start = scanned + p + 1;
+            }
+            let open_line = buf.len() - line_start;
+            if open_line > self.max_line_bytes || (buf.len() >= self.chunk_bytes && line_start > 0)
+            {
+                // Send the whole lines; keep the open line (its start) as the new buffer.
+                let mut open = buf.split_off(line_start);
+                open.reserve(self.chunk_bytes + READ_BYTES as usize);
+                let lines = std::mem::replace(&mut buf, open);
+                line_start = 0;
+                if !lines.is_empty() && !self.send(&mut seq, &mut next_line, lines) {
+                    return Ok(stats);
+                }
+                if open_line > self.max_line_bytes {
+                    stats.json_bytes += self.stream_oversized(&mut reader, &mut buf, next_line)?;
+                    stats.oversized_lines += 1;
+                    next_line += 1;
+                    line_start = memchr::memrchr(b'\n', &buf).map_or(0, |p| p + 1);
+                }
+            }
+        }
+    }
+
+    /// Sends a chunk and advances the line count; false when the receiver has gone.
+    fn send(&self, seq: &mut u64, next_line: &mut u64, data: Vec<u8>) -> bool {
+        let newlines = memchr::memchr_iter(b'\n', &data).count() as u64;
+        let lines = newlines + u64::from(data.last() != Some(&b'\n'));
+        let chunk = Chunk {
+            seq: *seq,
+            first_line: *next_line,
+            data,
+        };
+        *seq += 1;
+        *next_line += lines;
+        self.chunks.send(chunk).is_ok()
+    }
+
+    /// `buf` holds the start of an over-long line: stream it, and the rest of the line still to
+    /// be read, into the quarantine. Leaves in `buf` whatever followed the line. Returns the bytes
+    /// read from `reader`.
+    fn stream_oversized(
+        &self,
+        reader: &mut impl Read,
+        buf: &mut Vec<u8>,
+        line: u64,
+    ) -> io::Result<u64> {
+        let error = format!(
+            "line is longer than the maximum of {} bytes",
+            self.max_line_bytes
+        );
+        let mut quarantine = self
+            .quarantine
+            .lock()
+            .map_err(|_| io::Error::other("quarantine lock poisoned"))?;
+        let mut reject = quarantine.begin_streamed(line, &error)?;
+        let mut read = 0u64;
+        loop {
+            if let Some(p) = memchr::memchr(b'\n', buf) {
+                let end = if p > 0 && buf[p - 1] == b'\r' {
+                    p - 1
+                } else {
+                    p
+                };
+                reject.write(&buf[..end])?;
+                buf.drain(..=p);
+                break;
+            }
+            reject.write(buf)?;
+            buf.clear();
+            let n = (&mut *reader).take(READ_BYTES).read_to_end(buf)?;
+            read += n as u64;
+            if n == 0 {
+                break;
+            }
+        }
+        reject.finish()?;
+        Ok(read)
+    }
+}

@@ -1,0 +1,471 @@
+//! gh-elt's transform engine: one raw GHArchive hour file (gzip, zstd or plain JSON lines) in,
+//! Snappy Parquet parts and a quarantine of bad lines out.
+//!
+//! The work is a pipeline over both cores, with bounded queues between the stages so memory stays
+//! flat however large the file:
+//!
+//! ```text
+//! reader thread          parser threads (N)          tokio task              encoder thread
+//! decompress, cut   ──▶  lines → raw_events batch ──▶ DataFusion SQL     ──▶  Parquet parts,
+//! into line chunks       bad lines → quarantine       (in file order)         staged uploads
+//! ```
+//!
+//! Outputs are written under temporary names and renamed into place only when the whole file has
+//! succeeded; stale parts of an earlier run are then removed. A file that fails leaves nothing.
+
+mod input;
+mod objects;
+mod parse;
+mod parts;
+mod quarantine;
+pub mod schema;
+pub mod sql;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{anyhow, Context};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::error::DataFusionError;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use events::{Hour, TransformSummary};
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+pub use events::{DEFAULT_CURATED_PREFIX, DEFAULT_REJECTS_PREFIX};
+
+use crate::input::{Chunk, LineSplitter, ReadStats};
+use crate::objects::ObjectWriter;
+use crate::parse::{ChunkParser, Parsed};
+use crate::parts::{PartWriter, Staged, Target};
+use crate::quarantine::Quarantine;
+
+/// How to transform; `Default` gives the built-in SQL and the documented limits.
+#[derive(Debug, Clone)]
+pub struct TransformOptions {
+    /// The transform SQL over `raw_events` (default: `transform/sql/ghactivity.sql`).
+    pub sql: String,
+    /// Key prefix of the Parquet table in the lake.
+    pub curated_prefix: String,
+    /// Key prefix of the quarantine files.
+    pub rejects_prefix: String,
+    /// Longer lines are quarantined without being parsed.
+    pub max_line_bytes: usize,
+    /// A Parquet part is closed, and the next begun, once it reaches this size.
+    pub max_part_bytes: u64,
+    /// Decompressed bytes handed to a parser at a time.
+    pub chunk_bytes: usize,
+    /// Parser threads (default: the number of cores).
+    pub parse_threads: usize,
+}
+
+pub const DEFAULT_MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
+pub const DEFAULT_MAX_PART_BYTES: u64 = 256 * 1024 * 1024;
+
+impl Default for TransformOptions {
+    fn default() -> TransformOptions {
+        TransformOptions {
+            sql: sql::BUILTIN_SQL.to_string(),
+            curated_prefix: DEFAULT_CURATED_PREFIX.to_string(),
+            rejects_prefix: DEFAULT_REJECTS_PREFIX.to_string(),
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            max_part_bytes: DEFAULT_MAX_PART_BYTES,
+            chunk_bytes: 2 * 1024 * 1024,
+            parse_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// One raw file to transform: its bytes, as stored, and the name its hour is read from.
+pub struct RawFile {
+    pub source: String,
+    pub hour: Hour,
+    pub body: Box<dyn Read + Send>,
+    /// Counts the raw (compressed) bytes read so far, for progress reporting.
+    pub progress: Arc<AtomicU64>,
+}
+
+impl RawFile {
+    /// Opens a local raw file; its name must be an hour file name (`2024-03-05-14.json.gz`).
+    pub fn open(path: &std::path::Path) -> anyhow::Result<RawFile> {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let (hour, _) = Hour::from_file_name(name)?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(RawFile {
+            source: name.to_string(),
+            hour,
+            body: Box::new(file),
+            progress: Arc::default(),
+        })
+    }
+}
+
+/// Counts bytes as they are read.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Transforms one raw file into `store`. Must run inside a multi-threaded tokio runtime.
+///
+/// On success the parts, the quarantine (if any line was rejected) and nothing else of this hour
+/// are in the lake. On error nothing in the lake has changed; the caller may retry.
+pub async fn transform(
+    file: RawFile,
+    store: Arc<dyn ObjectStore>,
+    options: &TransformOptions,
+) -> anyhow::Result<TransformSummary> {
+    let started = Instant::now();
+    let handle = Handle::current();
+    let RawFile {
+        source,
+        hour,
+        body,
+        progress,
+    } = file;
+    let raw_bytes = progress.clone();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let run_id = format!("{}-{nanos}", std::process::id());
+    let target = Target {
+        store: store.clone(),
+        handle: handle.clone(),
+        hour,
+        curated_prefix: options.curated_prefix.clone(),
+        run_id,
+    };
+
+    let rejects_key = hour.rejects_key(&options.rejects_prefix);
+    let rejects_staging = target.staging_for(&rejects_key);
+    let quarantine = {
+        let (store, handle, path) = (store.clone(), handle.clone(), rejects_staging.clone());
+        Arc::new(Mutex::new(Quarantine::new(
+            source.clone(),
+            Box::new(move || ObjectWriter::create(&store, path.clone(), handle.clone())),
+        )))
+    };
+
+    // Stage 1: decompress and cut into chunks of lines.
+    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(options.parse_threads * 2);
+    let reader = {
+        let quarantine = quarantine.clone();
+        let (chunk_bytes, max_line_bytes) = (options.chunk_bytes, options.max_line_bytes);
+        std::thread::Builder::new()
+            .name("gh-elt-reader".into())
+            .spawn(move || -> anyhow::Result<ReadStats> {
+                let counted = Counting {
+                    inner: body,
+                    count: progress,
+                };
+                let (_, decoded) =
+                    input::decompress(Box::new(counted)).context("reading the raw file")?;
+                let splitter = LineSplitter {
+                    chunk_bytes,
+                    max_line_bytes,
+                    quarantine: &quarantine,
+                    chunks: chunk_tx,
+                };
+                splitter
+                    .run(decoded)
+                    .context("decompressing the raw file (is it truncated or corrupt?)")
+            })?
+    };
+
+    // Stage 2: parse chunks in parallel; the stream below puts them back in order.
+    let (parsed_tx, parsed_rx) = mpsc::channel::<anyhow::Result<Parsed>>(options.parse_threads * 2);
+    let mut parsers = Vec::new();
+    for i in 0..options.parse_threads.max(1) {
+        let (chunk_rx, parsed_tx, quarantine) =
+            (chunk_rx.clone(), parsed_tx.clone(), quarantine.clone());
+        let mut parser = ChunkParser::new(source.clone(), options.max_line_bytes)?;
+        parsers.push(
+            std::thread::Builder::new()
+                .name(format!("gh-elt-parser-{i}"))
+                .spawn(move || {
+                    for chunk in chunk_rx {
+                        let parsed = parser.parse(&chunk).and_then(|parsed| {
+                            let mut quarantine = quarantine
+                                .lock()
+                                .map_err(|_| anyhow!("quarantine lock poisoned"))?;
+                            for reject in &parsed.rejects {
+                                quarantine.reject(
+                                    reject.line,
+                                    &reject.error,
+                                    &chunk.data[reject.bytes.clone()],
+                                )?;
+                            }
+                            Ok(parsed)
+                        });
+                        let failed = parsed.is_err();
+                        if parsed_tx.blocking_send(parsed).is_err() || failed {
+                            return;
+                        }
+                    }
+                })?,
+        );
+    }
+    drop((chunk_rx, parsed_tx));
+
+    let lines = Arc::new(AtomicU64::new(0));
+    let rows_in = Arc::new(AtomicU64::new(0));
+    let ordered = futures::stream::unfold(
+        Reorder {
+            pending: BTreeMap::new(),
+            next: 0,
+            rx: parsed_rx,
+            lines: lines.clone(),
+            rows_in: rows_in.clone(),
+        },
+        |mut state| async move { state.next_batch().await.map(|batch| (batch, state)) },
+    );
+    let raw_events = Box::pin(RecordBatchStreamAdapter::new(
+        schema::raw_events_schema(),
+        ordered,
+    ));
+
+    // Stage 3: the SQL; stage 4: Parquet encoding on its own thread.
+    let result = async {
+        let mut output = sql::execute(&options.sql, raw_events)
+            .await
+            .context("running the transform SQL")?;
+        let (batch_tx, mut batch_rx) = mpsc::channel::<RecordBatch>(2);
+        let mut writer = PartWriter::new(target, output.schema(), options.max_part_bytes);
+        let encoder = std::thread::Builder::new()
+            .name("gh-elt-encoder".into())
+            .spawn(move || {
+                while let Some(batch) = batch_rx.blocking_recv() {
+                    if let Err(e) = writer.write(&batch) {
+                        return (Err(e), writer.staged().to_vec());
+                    }
+                }
+                let staged = writer.staged().to_vec();
+                (writer.finish(), staged)
+            })?;
+        let mut sql_result = Ok(());
+        while let Some(batch) = output.next().await {
+            match batch {
+                Ok(batch) => {
+                    if batch_tx.send(batch).await.is_err() {
+                        break; // the encoder failed: its error is reported below
+                    }
+                }
+                Err(e) => {
+                    sql_result = Err(anyhow::Error::from(e));
+                    break;
+                }
+            }
+        }
+        drop((batch_tx, output));
+        let (encoded, staged) = join(encoder).await?;
+        Ok::<_, anyhow::Error>((sql_result, encoded, staged))
+    }
+    .await;
+
+    // Wait for every thread before deciding: their errors come first, as they are the cause.
+    let read = join(reader).await?;
+    for parser in parsers {
+        join(parser).await?;
+    }
+    let quarantine = Arc::try_unwrap(quarantine).map_err(|_| anyhow!("quarantine still in use"))?;
+    let quarantine = quarantine
+        .into_inner()
+        .map_err(|_| anyhow!("quarantine lock poisoned"))?;
+
+    let (sql_result, encoded, mut staged) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            blocking(move || drop(quarantine)).await?;
+            return Err(e);
+        }
+    };
+    let outcome = (|| {
+        let read = read?;
+        sql_result?;
+        let (parts, rows) = encoded?;
+        Ok::<_, anyhow::Error>((read, parts, rows))
+    })();
+    let (read, parts, rows) = match outcome {
+        Ok(done) => done,
+        Err(e) => {
+            blocking(move || drop(quarantine)).await?;
+            discard(&store, &staged).await;
+            return Err(e.context(format!("transforming {source}: nothing was written")));
+        }
+    };
+    staged = parts;
+    let rejected = quarantine.rejected();
+    let quarantined = blocking(move || quarantine.finish()).await?;
+    let quarantine_staged = match quarantined {
+        Ok(Some(object)) => {
+            let path = object.path().clone();
+            blocking(move || object.finish()).await??;
+            Some(Staged {
+                staging: path,
+                target: Path::from(rejects_key.as_str()),
+            })
+        }
+        Ok(None) => None,
+        Err(e) => {
+            discard(&store, &staged).await;
+            return Err(anyhow::Error::from(e).context("writing the quarantine"));
+        }
+    };
+
+    let lines = lines.load(Ordering::Relaxed) + read.oversized_lines;
+    let rows_in = rows_in.load(Ordering::Relaxed);
+    let duplicates = rows_in.checked_sub(rows).ok_or_else(|| {
+        anyhow!("the transform SQL returned {rows} rows from {rows_in} events: it must return at most one row per event")
+    });
+    let duplicates = match duplicates {
+        Ok(d) => d,
+        Err(e) => {
+            staged.extend(quarantine_staged);
+            discard(&store, &staged).await;
+            return Err(e);
+        }
+    };
+
+    let outputs = commit(&store, hour, options, &staged, quarantine_staged.as_ref()).await?;
+    let summary = TransformSummary {
+        source,
+        hour,
+        lines,
+        rows,
+        duplicates,
+        rejected,
+        outputs,
+        quarantine: quarantine_staged.map(|q| q.target.to_string()),
+        raw_bytes: raw_bytes.load(Ordering::Relaxed),
+        json_bytes: read.json_bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    debug_assert_eq!(
+        summary.lines,
+        summary.rows + summary.duplicates + summary.rejected
+    );
+    Ok(summary)
+}
+
+/// Moves the staged objects into place, then removes what an earlier run of this hour left that
+/// this run did not write (higher-numbered parts, an old quarantine).
+async fn commit(
+    store: &Arc<dyn ObjectStore>,
+    hour: Hour,
+    options: &TransformOptions,
+    parts: &[Staged],
+    quarantine: Option<&Staged>,
+) -> anyhow::Result<Vec<String>> {
+    for staged in parts.iter().chain(quarantine) {
+        store
+            .rename(&staged.staging, &staged.target)
+            .await
+            .with_context(|| format!("moving {} into place", staged.target))?;
+    }
+    let partition = Path::from(hour.partition_prefix(&options.curated_prefix));
+    let stale: Vec<Path> = store
+        .list(Some(&partition))
+        .try_filter_map(|meta| async move {
+            let name = meta.location.filename().unwrap_or_default();
+            Ok(hour
+                .part_index(name)
+                .filter(|&i| i >= parts.len())
+                .map(|_| meta.location.clone()))
+        })
+        .try_collect()
+        .await
+        .with_context(|| format!("listing {partition}"))?;
+    for path in stale {
+        store
+            .delete(&path)
+            .await
+            .with_context(|| format!("removing stale part {path}"))?;
+    }
+    if quarantine.is_none() {
+        let old = Path::from(hour.rejects_key(&options.rejects_prefix));
+        match store.delete(&old).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => {
+                return Err(
+                    anyhow::Error::from(e).context(format!("removing stale quarantine {old}"))
+                )
+            }
+        }
+    }
+    Ok(parts.iter().map(|p| p.target.to_string()).collect())
+}
+
+/// Best-effort removal of staged objects after a failure; the failure itself is what is reported.
+async fn discard(store: &Arc<dyn ObjectStore>, staged: &[Staged]) {
+    for s in staged {
+        if let Err(error) = store.delete(&s.staging).await {
+            tracing::warn!(path = %s.staging, %error, "could not remove a staged object");
+        }
+    }
+}
+
+/// Runs blocking work (uploads finishing, writers dropping) off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| anyhow!("worker thread failed: {e}"))
+}
+
+async fn join<T: Send + 'static>(thread: std::thread::JoinHandle<T>) -> anyhow::Result<T> {
+    blocking(move || thread.join())
+        .await?
+        .map_err(|_| anyhow!("a worker thread panicked"))
+}
+
+/// Puts parsed chunks back in file order (first occurrence must win the dedupe) and counts them.
+struct Reorder {
+    pending: BTreeMap<u64, Parsed>,
+    next: u64,
+    rx: mpsc::Receiver<anyhow::Result<Parsed>>,
+    lines: Arc<AtomicU64>,
+    rows_in: Arc<AtomicU64>,
+}
+
+impl Reorder {
+    async fn next_batch(&mut self) -> Option<Result<RecordBatch, DataFusionError>> {
+        loop {
+            if let Some(parsed) = self.pending.remove(&self.next) {
+                self.next += 1;
+                self.lines.fetch_add(parsed.lines, Ordering::Relaxed);
+                self.rows_in
+                    .fetch_add(parsed.batch.num_rows() as u64, Ordering::Relaxed);
+                return Some(Ok(parsed.batch));
+            }
+            match self.rx.recv().await {
+                Some(Ok(parsed)) => {
+                    self.pending.insert(parsed.seq, parsed);
+                }
+                Some(Err(e)) => return Some(Err(DataFusionError::External(e.into()))),
+                None if self.pending.is_empty() => return None,
+                None => {
+                    return Some(Err(DataFusionError::Execution(
+                        "a parser stopped early".into(),
+                    )))
+                }
+            }
+        }
+    }
+}
