@@ -1,1 +1,191 @@
-fn main() {}
+//! `cargo bench`: transform one GHArchive-sized hour (150,000 events, about 0.5 GB of JSON) and
+//! report wall time, events/s, MB/s of JSON and peak RSS, beside the floor (`gzip -dc` alone)
+//! and DuckDB doing the same job on the same file with 2 threads (when `duckdb` is importable in
+//! python3; `pip install duckdb`).
+//!
+//! Environment: BENCH_EVENTS (default 150000), BENCH_RUNS (default 3), BENCH_SKIP_DUCKDB=1.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Measured {
+    wall: Duration,
+    peak_rss_mib: f64,
+    stdout: String,
+    ok: bool,
+}
+
+/// Runs a command to completion; wall time and the child's peak RSS from `wait4`.
+fn measure(command: &mut Command) -> Measured {
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout);
+    }
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value, and wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    let ok = pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    Measured {
+        wall,
+        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        stdout,
+        ok,
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` lists benches; nothing to list here
+    }
+    let elt = env!("CARGO_BIN_EXE_elt");
+    let events: u64 = std::env::var("BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(150_000);
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{events}"));
+    let input = dir.join("2024-03-05-14.json.gz");
+    if !input.exists() {
+        eprintln!("generating {} ({events} events)…", input.display());
+        let status = Command::new(elt)
+            .args([
+                "gen",
+                "--hour",
+                "2024-03-05-14",
+                "--events",
+                &events.to_string(),
+                "--seed",
+                "1",
+            ])
+            .arg(&input)
+            .stdout(Stdio::null())
+            .status()
+            .expect("elt gen runs");
+        assert!(status.success(), "elt gen failed");
+    }
+    let gz_mib = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0) as f64 / (1024.0 * 1024.0);
+
+    let floor = measure(
+        Command::new("gzip")
+            .arg("-dc")
+            .arg(&input)
+            .stdout(Stdio::null()),
+    );
+    let floor = median(
+        (0..runs)
+            .map(|_| {
+                measure(Command::new("gzip").arg("-dc").arg(&input))
+                    .wall
+                    .as_secs_f64()
+            })
+            .chain([floor.wall.as_secs_f64()])
+            .collect(),
+    );
+
+    let mut walls = Vec::new();
+    let mut rss = Vec::new();
+    let mut summary = serde_json::Value::Null;
+    for run in 0..runs {
+        let lake = dir.join(format!("lake-{run}"));
+        let _ = std::fs::remove_dir_all(&lake);
+        let m = measure(
+            Command::new(elt)
+                .arg("transform")
+                .arg("--lake")
+                .arg(&lake)
+                .arg(&input),
+        );
+        assert!(m.ok, "elt transform failed");
+        summary = serde_json::from_str(m.stdout.trim()).expect("a summary line");
+        walls.push(m.wall.as_secs_f64());
+        rss.push(m.peak_rss_mib);
+        let _ = std::fs::remove_dir_all(&lake);
+    }
+    let wall = median(walls.clone());
+    let lines = summary["lines"].as_f64().unwrap_or(0.0);
+    let json_mb = summary["json_bytes"].as_f64().unwrap_or(0.0) / 1e6;
+    let peak = rss.iter().copied().fold(0.0, f64::max);
+
+    println!(
+        "input: {} — {events} events, {json_mb:.0} MB of JSON, {gz_mib:.0} MiB gzip",
+        input.display()
+    );
+    println!(
+        "{:<28} {:>8} {:>12} {:>10} {:>14}",
+        "", "wall s", "events/s", "MB/s JSON", "peak RSS MiB"
+    );
+    println!(
+        "{:<28} {:>8.2} {:>12} {:>10.0} {:>14}",
+        "gzip -dc (floor)",
+        floor,
+        "",
+        json_mb / floor,
+        ""
+    );
+    println!(
+        "{:<28} {:>8.2} {:>12.0} {:>10.0} {:>14.0}   (runs: {})",
+        "elt transform",
+        wall,
+        lines / wall,
+        json_mb / wall,
+        peak,
+        walls
+            .iter()
+            .map(|w| format!("{w:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+
+    if std::env::var_os("BENCH_SKIP_DUCKDB").is_none() {
+        duckdb_peer(&input, &dir, lines, json_mb);
+    }
+}
+
+fn duckdb_peer(input: &Path, dir: &Path, lines: f64, json_mb: f64) {
+    let available = Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .stderr(Stdio::null())
+        .status();
+    if !available.is_ok_and(|s| s.success()) {
+        println!(
+            "{:<28} skipped: `pip install duckdb` to compare",
+            "duckdb (2 threads)"
+        );
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb_peer.py");
+    let out = dir.join("duckdb.parquet");
+    let m = measure(Command::new("python3").arg(&script).arg(input).arg(&out));
+    let _ = std::fs::remove_file(&out);
+    if !m.ok {
+        println!("{:<28} failed", "duckdb (2 threads)");
+        return;
+    }
+    let wall = m.wall.as_secs_f64();
+    println!(
+        "{:<28} {:>8.2} {:>12.0} {:>10.0} {:>14.0}   ({})",
+        "duckdb (2 threads)",
+        wall,
+        lines / wall,
+        json_mb / wall,
+        m.peak_rss_mib,
+        m.stdout.trim()
+    );
+}

@@ -40,12 +40,15 @@ pub async fn session(lake: &Path, curated_prefix: &str) -> anyhow::Result<Sessio
     let table_dir = table_dir.canonicalize()?;
     let url = ListingTableUrl::parse(format!("{}/", table_dir.display()))?;
     let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+    // The partition values are registered as text and cast in a view: DataFusion turns equality
+    // filters on leading partition columns into a listing prefix, and from integers it would
+    // build `month=3/` where the folder is `month=03/`.
     let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
         .with_table_partition_cols(vec![
-            ("year".to_string(), DataType::Int32),
-            ("month".to_string(), DataType::Int32),
-            ("dayofmonth".to_string(), DataType::Int32),
+            ("year".to_string(), DataType::Utf8),
+            ("month".to_string(), DataType::Utf8),
+            ("dayofmonth".to_string(), DataType::Utf8),
         ]);
     let schema = options
         .infer_schema(&ctx.state(), &url)
@@ -54,7 +57,13 @@ pub async fn session(lake: &Path, curated_prefix: &str) -> anyhow::Result<Sessio
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
-    ctx.register_table("ghactivity", Arc::new(ListingTable::try_new(config)?))?;
+    ctx.register_table("ghactivity_files", Arc::new(ListingTable::try_new(config)?))?;
+    ctx.sql(
+        "CREATE VIEW ghactivity AS SELECT * EXCLUDE (year, month, dayofmonth), \
+         CAST(year AS INT) AS year, CAST(month AS INT) AS month, CAST(dayofmonth AS INT) AS dayofmonth \
+         FROM ghactivity_files",
+    )
+    .await?;
     Ok(ctx)
 }
 

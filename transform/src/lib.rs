@@ -297,6 +297,9 @@ pub async fn transform(
             return Err(e);
         }
     };
+    if let Ok((parts, _)) = &encoded {
+        staged = parts.clone(); // the finished list includes the last part
+    }
     let outcome = (|| {
         let read = read?;
         sql_result?;

@@ -22,6 +22,8 @@ const LONG_TEXT_COLUMNS: &[&str] = &["payload", "body", "title", "diff_hunk"];
 /// A row group is closed once its encoded size passes this, which bounds the writer's memory.
 const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
 const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows handed to the Parquet writer at a time: the granularity of the part size check.
+const SLICE_ROWS: usize = 1024;
 
 /// An object written under a temporary key, to be renamed to `target` when the file commits.
 #[derive(Debug, Clone)]
@@ -82,10 +84,18 @@ impl PartWriter {
         }
     }
 
+    /// Writes a batch, in slices, so that parts close near the size limit whatever the batch size.
     pub fn write(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let len = SLICE_ROWS.min(batch.num_rows() - offset);
+            self.write_slice(&batch.slice(offset, len))?;
+            offset += len;
         }
+        Ok(())
+    }
+
+    fn write_slice(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
         let writer = match &mut self.current {
             Some(writer) => writer,
             None => {
