@@ -17,13 +17,13 @@ struct Measured {
     ok: bool,
 }
 
-/// Runs a command to completion; wall time and the child's peak RSS from `wait4`.
+/// Runs a command to completion; wall time and the child's peak RSS from `wait4`. The caller
+/// sets stdout: only pipe small outputs, as a large one read here would grow this process.
+// The child is reaped by `wait4`, which also gives its resource usage.
+#[allow(clippy::zombie_processes)]
 fn measure(command: &mut Command) -> Measured {
     let started = Instant::now();
-    let mut child = command
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the command starts");
+    let mut child = command.spawn().expect("the command starts");
     let mut stdout = String::new();
     if let Some(mut out) = child.stdout.take() {
         let _ = out.read_to_string(&mut stdout);
@@ -82,23 +82,6 @@ fn main() {
     }
     let gz_mib = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0) as f64 / (1024.0 * 1024.0);
 
-    let floor = measure(
-        Command::new("gzip")
-            .arg("-dc")
-            .arg(&input)
-            .stdout(Stdio::null()),
-    );
-    let floor = median(
-        (0..runs)
-            .map(|_| {
-                measure(Command::new("gzip").arg("-dc").arg(&input))
-                    .wall
-                    .as_secs_f64()
-            })
-            .chain([floor.wall.as_secs_f64()])
-            .collect(),
-    );
-
     let mut walls = Vec::new();
     let mut rss = Vec::new();
     let mut summary = serde_json::Value::Null;
@@ -110,7 +93,8 @@ fn main() {
                 .arg("transform")
                 .arg("--lake")
                 .arg(&lake)
-                .arg(&input),
+                .arg(&input)
+                .stdout(Stdio::piped()),
         );
         assert!(m.ok, "elt transform failed");
         summary = serde_json::from_str(m.stdout.trim()).expect("a summary line");
@@ -118,6 +102,17 @@ fn main() {
         rss.push(m.peak_rss_mib);
         let _ = std::fs::remove_dir_all(&lake);
     }
+    let gunzip = || {
+        measure(
+            Command::new("gzip")
+                .arg("-dc")
+                .arg(&input)
+                .stdout(Stdio::null()),
+        )
+    };
+    let floor = median((0..runs).map(|_| gunzip().wall.as_secs_f64()).collect());
+    // The floor is measured after elt: a child that ran earlier can leave its peak in the
+    // next child's `ru_maxrss` here.
     let wall = median(walls.clone());
     let lines = summary["lines"].as_f64().unwrap_or(0.0);
     let json_mb = summary["json_bytes"].as_f64().unwrap_or(0.0) / 1e6;
@@ -140,7 +135,7 @@ fn main() {
         ""
     );
     println!(
-        "{:<28} {:>8.2} {:>12.0} {:>10.0} {:>14.0}   (runs: {})",
+        "{:<28} {:>8.2} {:>12.0} {:>10.0} {:>14.0}   (runs, s: {}; RSS, MiB: {})",
         "elt transform",
         wall,
         lines / wall,
@@ -149,6 +144,10 @@ fn main() {
         walls
             .iter()
             .map(|w| format!("{w:.2}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        rss.iter()
+            .map(|r| format!("{r:.0}"))
             .collect::<Vec<_>>()
             .join(" ")
     );
@@ -172,7 +171,13 @@ fn duckdb_peer(input: &Path, dir: &Path, lines: f64, json_mb: f64) {
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb_peer.py");
     let out = dir.join("duckdb.parquet");
-    let m = measure(Command::new("python3").arg(&script).arg(input).arg(&out));
+    let m = measure(
+        Command::new("python3")
+            .arg(&script)
+            .arg(input)
+            .arg(&out)
+            .stdout(Stdio::piped()),
+    );
     let _ = std::fs::remove_file(&out);
     if !m.ok {
         println!("{:<28} failed", "duckdb (2 threads)");

@@ -182,6 +182,7 @@ fn write_events(
             event["repo"]["id"] = Value::from(*repo_id);
             event["repo"]["name"] = Value::from(repo_name.as_str());
             event["repo"]["url"] = Value::from(format!("https://api.github.com/repos/{repo_name}"));
+            vary_payload(&mut event["payload"], &mut rng);
             let (actor_id, login) = &templates.actors[skewed(&mut rng, templates.actors.len())];
             event["actor"]["id"] = Value::from(*actor_id);
             event["actor"]["login"] = Value::from(login.as_str());
@@ -208,6 +209,44 @@ fn write_events(
     }
     on_event(options.events);
     Ok(stats)
+}
+
+/// Makes a template's payload a new one of the same shape: fresh ids, commit SHAs and numbers,
+/// so no two generated payloads are the same text (as in a real hour).
+fn vary_payload(value: &mut Value, rng: &mut StdRng) {
+    match value {
+        Value::Object(fields) => {
+            for (key, field) in fields.iter_mut() {
+                let is_id = key == "id" || key.ends_with("_id");
+                match field {
+                    Value::Number(n) if is_id && n.as_i64().is_some_and(|v| v > 0) => {
+                        let digits =
+                            n.as_i64().map_or(9, |v| v.to_string().len()).clamp(6, 12) as u32;
+                        *field =
+                            Value::from(rng.random_range(10i64.pow(digits - 1)..10i64.pow(digits)));
+                    }
+                    Value::Number(n) if key == "number" && n.as_i64().is_some() => {
+                        *field = Value::from(rng.random_range(1..20_000));
+                    }
+                    Value::String(text)
+                        if text.len() == 40 && text.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                    {
+                        *field = Value::from(random_sha(rng));
+                    }
+                    _ => vary_payload(field, rng),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|item| vary_payload(item, rng)),
+        _ => {}
+    }
+}
+
+fn random_sha(rng: &mut StdRng) -> String {
+    const HEX: &[u8] = b"0123456789abcdef";
+    (0..40)
+        .map(|_| HEX[rng.random_range(0..16)] as char)
+        .collect()
 }
 
 #[cfg(test)]

@@ -165,3 +165,124 @@ impl LineSplitter<'_> {
         Ok(read)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::sync::{Arc, Mutex};
+
+    use object_store::memory::InMemory;
+    use object_store::path::Path;
+    use object_store::{ObjectStore, ObjectStoreExt};
+
+    use super::*;
+    use crate::objects::ObjectWriter;
+
+    type Numbered = Vec<(u64, Vec<u8>)>;
+
+    /// Splits `data` with tiny limits; returns (line number, line) for every line sent to the
+    /// parsers, and the quarantined records.
+    fn split(
+        data: &[u8],
+        chunk_bytes: usize,
+        max_line_bytes: usize,
+    ) -> (Numbered, Vec<serde_json::Value>, ReadStats) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let handle = runtime.handle().clone();
+        let opener = {
+            let (store, handle) = (store.clone(), handle.clone());
+            Box::new(move || ObjectWriter::create(&store, Path::from("q.jsonl.gz"), handle.clone()))
+        };
+        let quarantine = Mutex::new(Quarantine::new("f".into(), opener));
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let splitter = LineSplitter {
+            chunk_bytes,
+            max_line_bytes,
+            quarantine: &quarantine,
+            chunks: tx,
+        };
+        let stats = splitter.run(data).unwrap();
+        drop(splitter);
+        let mut lines = Vec::new();
+        for chunk in rx {
+            for (i, line) in chunk.data.split(|&b| b == b'\n').enumerate() {
+                lines.push((chunk.first_line + i as u64, line.to_vec()));
+            }
+            if chunk.data.last() == Some(&b'\n') {
+                lines.pop(); // the empty piece after the final newline
+            }
+        }
+        let mut rejects = Vec::new();
+        if let Some(object) = quarantine.into_inner().unwrap().finish().unwrap() {
+            object.finish().unwrap();
+            let bytes = runtime.block_on(async {
+                store
+                    .get(&Path::from("q.jsonl.gz"))
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap()
+            });
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(&bytes[..])
+                .read_to_string(&mut text)
+                .unwrap();
+            rejects = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+        }
+        (lines, rejects, stats)
+    }
+
+    #[test]
+    fn every_line_arrives_once_with_its_number_across_chunk_boundaries() {
+        let data: Vec<u8> = (1..=500)
+            .flat_map(|i| format!("line {i} {}\n", "x".repeat(i % 37)).into_bytes())
+            .collect();
+        for chunk_bytes in [1, 7, 64, 1000, 1 << 20] {
+            let (lines, rejects, stats) = split(&data, chunk_bytes, 1 << 20);
+            assert!(rejects.is_empty());
+            assert_eq!(stats.json_bytes, data.len() as u64);
+            assert_eq!(lines.len(), 500, "chunk_bytes {chunk_bytes}");
+            for (n, line) in &lines {
+                assert!(
+                    line.starts_with(format!("line {n} ").as_bytes()),
+                    "{n}: {}",
+                    String::from_utf8_lossy(line)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn over_long_lines_are_streamed_whole_to_the_quarantine() {
+        let long = "L".repeat(READ_BYTES as usize * 3 + 5);
+        let data = format!("short 1\n{long}\r\nshort 3\n{long}\nshort 5");
+        let (lines, rejects, stats) = split(data.as_bytes(), 16, 1000);
+        let numbers: Vec<u64> = lines.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, vec![1, 3, 5]);
+        assert_eq!(lines[2].1, b"short 5");
+        assert_eq!(
+            (stats.oversized_lines, stats.json_bytes),
+            (2, data.len() as u64)
+        );
+        assert_eq!(rejects.len(), 2);
+        for (reject, line) in rejects.iter().zip([2, 4]) {
+            assert_eq!(reject["line"], line);
+            assert_eq!(reject["bytes"], long.len());
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(reject["raw_base64"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(raw, long.as_bytes());
+        }
+    }
+
+    use base64::Engine;
+}
