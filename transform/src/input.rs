@@ -16,6 +16,17 @@ const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 /// Bytes read from the decoder at a time.
 const READ_BYTES: u64 = 256 * 1024;
 
+/// Appends up to `READ_BYTES` decompressed bytes to `buf`. An error here is the input's fault
+/// (a truncated or corrupt stream), and says so.
+fn read_more(reader: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<usize> {
+    reader.take(READ_BYTES).read_to_end(buf).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("the raw file is truncated or corrupt: {e}"),
+        )
+    })
+}
+
 /// A run of whole lines; `first_line` is the 1-based number of its first line in the file.
 pub(crate) struct Chunk {
     pub seq: u64,
@@ -77,7 +88,7 @@ impl LineSplitter<'_> {
         let mut line_start = 0usize;
         loop {
             let scanned = buf.len();
-            let n = (&mut reader).take(READ_BYTES).read_to_end(&mut buf)?;
+            let n = read_more(&mut reader, &mut buf)?;
             stats.json_bytes += n as u64;
             if n == 0 {
                 if !buf.is_empty() {
@@ -155,7 +166,7 @@ impl LineSplitter<'_> {
             }
             reject.write(buf)?;
             buf.clear();
-            let n = (&mut *reader).take(READ_BYTES).read_to_end(buf)?;
+            let n = read_more(reader, buf)?;
             read += n as u64;
             if n == 0 {
                 break;

@@ -184,9 +184,7 @@ pub async fn transform(
                     quarantine: &quarantine,
                     chunks: chunk_tx,
                 };
-                splitter
-                    .run(decoded)
-                    .context("decompressing the raw file (is it truncated or corrupt?)")
+                splitter.run(decoded).context("reading the raw file")
             })?
     };
 

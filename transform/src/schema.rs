@@ -134,6 +134,8 @@ pub(crate) struct Payload<'a> {
     pub forkee: Option<Forkee<'a>>,
 }
 
+// `Issue` and `PullRequest` repeat their common fields rather than share them through
+// `#[serde(flatten)]`, which would buffer every payload before decoding it: this is the hot path.
 #[derive(Deserialize, Serialize)]
 pub(crate) struct Issue<'a> {
     #[serde(default)]
@@ -312,9 +314,9 @@ pub fn raw_events_schema() -> SchemaRef {
     SCHEMA
         .get_or_init(|| {
             let git_ref = |name: &str| object(name, vec![utf8("ref"), utf8("sha")]);
-            let issue = object(
-                "issue",
-                vec![
+            // Issues and pull requests share their first fields (same order as the structs).
+            let issue_like = |name: &str, own: Vec<Field>| {
+                let mut fields = vec![
                     int("id"),
                     int("number"),
                     utf8("title"),
@@ -327,24 +329,15 @@ pub fn raw_events_schema() -> SchemaRef {
                     int("comments"),
                     utf8("author_association"),
                     timestamp("closed_at"),
-                    user("user"),
-                ],
-            );
-            let pull_request = object(
+                ];
+                fields.extend(own);
+                fields.push(user("user"));
+                object(name, fields)
+            };
+            let issue = issue_like("issue", vec![]);
+            let pull_request = issue_like(
                 "pull_request",
                 vec![
-                    int("id"),
-                    int("number"),
-                    utf8("title"),
-                    utf8("body"),
-                    utf8("state"),
-                    boolean("locked"),
-                    strings("labels"),
-                    user("assignee"),
-                    strings("assignees"),
-                    int("comments"),
-                    utf8("author_association"),
-                    timestamp("closed_at"),
                     timestamp("merged_at"),
                     boolean("merged"),
                     utf8("merge_commit_sha"),
@@ -356,7 +349,6 @@ pub fn raw_events_schema() -> SchemaRef {
                     int("commits"),
                     int("review_comments"),
                     strings("requested_reviewers"),
-                    user("user"),
                 ],
             );
             let comment = object(
