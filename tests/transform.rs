@@ -764,6 +764,20 @@ fn the_sql_can_be_changed_without_recompiling() {
         "{columns:?}"
     );
 
+    let before = lake.files();
+    let doubling = lake.write_raw(
+        "doubling.sql",
+        b"SELECT unnest(make_array(id, id)) AS event_id FROM raw_events",
+    );
+    let error = lake
+        .transform(&[&raw], &["--sql", doubling.to_str().unwrap()])
+        .unwrap_err();
+    assert!(error.contains("at most one row per event"), "{error}");
+    assert!(
+        lake.files() == before,
+        "a failed file leaves the lake as it was"
+    );
+
     let broken = lake.write_raw("broken.sql", b"SELECT no_such_column FROM raw_events");
     let error = lake
         .transform(&[&raw], &["--sql", broken.to_str().unwrap()])

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, Context};
+use anyhow::{anyhow, bail, Context};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -288,23 +288,25 @@ pub async fn transform(
         .into_inner()
         .map_err(|_| anyhow!("quarantine lock poisoned"))?;
 
-    let (sql_result, encoded, mut staged) = match result {
+    let (sql_result, encoded, staged_so_far) = match result {
         Ok(r) => r,
         Err(e) => {
             blocking(move || drop(quarantine)).await?;
             return Err(e);
         }
     };
-    if let Ok((parts, _)) = &encoded {
-        staged = parts.clone(); // the finished list includes the last part
-    }
-    let outcome = (|| {
+    // Everything staged, for clean-up: when encoding finished, its list includes the last part.
+    let staged = match &encoded {
+        Ok((parts, _)) => parts.clone(),
+        Err(_) => staged_so_far,
+    };
+    let checked = (|| {
         let read = read?;
         sql_result?;
-        let (parts, rows) = encoded?;
-        Ok::<_, anyhow::Error>((read, parts, rows))
+        let (_, rows) = encoded?;
+        Ok::<_, anyhow::Error>((read, rows))
     })();
-    let (read, parts, rows) = match outcome {
+    let (read, rows) = match checked {
         Ok(done) => done,
         Err(e) => {
             blocking(move || drop(quarantine)).await?;
@@ -312,37 +314,36 @@ pub async fn transform(
             return Err(e.context(format!("transforming {source}: nothing was written")));
         }
     };
-    staged = parts;
+
     let rejected = quarantine.rejected();
-    let quarantined = blocking(move || quarantine.finish()).await?;
-    let quarantine_staged = match quarantined {
-        Ok(Some(object)) => {
-            let path = object.path().clone();
-            blocking(move || object.finish()).await??;
-            Some(Staged {
-                staging: path,
-                target: Path::from(rejects_key.as_str()),
-            })
-        }
-        Ok(None) => None,
+    let quarantine_staging = blocking(move || -> std::io::Result<Option<Path>> {
+        let Some(object) = quarantine.finish()? else {
+            return Ok(None);
+        };
+        let path = object.path().clone();
+        object.finish()?;
+        Ok(Some(path))
+    })
+    .await?;
+    let quarantine_staged = match quarantine_staging {
+        Ok(path) => path.map(|staging| Staged {
+            staging,
+            target: Path::from(rejects_key.as_str()),
+        }),
         Err(e) => {
             discard(&store, &staged).await;
-            return Err(anyhow::Error::from(e).context("writing the quarantine"));
+            return Err(anyhow::Error::from(e).context(format!(
+                "writing the quarantine of {source}: nothing was written"
+            )));
         }
     };
 
     let lines = lines.load(Ordering::Relaxed) + read.oversized_lines;
     let rows_in = rows_in.load(Ordering::Relaxed);
-    let duplicates = rows_in.checked_sub(rows).ok_or_else(|| {
-        anyhow!("the transform SQL returned {rows} rows from {rows_in} events: it must return at most one row per event")
-    });
-    let duplicates = match duplicates {
-        Ok(d) => d,
-        Err(e) => {
-            staged.extend(quarantine_staged);
-            discard(&store, &staged).await;
-            return Err(e);
-        }
+    let Some(duplicates) = rows_in.checked_sub(rows) else {
+        discard(&store, &staged).await;
+        discard(&store, quarantine_staged.as_slice()).await;
+        bail!("the transform SQL returned {rows} rows from {rows_in} events: it must return at most one row per event");
     };
 
     let outputs = commit(&store, hour, options, &staged, quarantine_staged.as_ref()).await?;
