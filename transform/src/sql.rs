@@ -24,14 +24,16 @@ pub const BUILTIN_SQL: &str = include_str!("../sql/ghactivity.sql");
 /// Plans `sql` over `raw_events` fed by `input`, and starts it.
 ///
 /// One partition and one thread: the SQL is cheap projections over a stream whose order matters
-/// (first occurrence wins), and the cores are busy decompressing, parsing and encoding.
+/// (first occurrence wins), and the cores are busy decompressing, parsing and encoding. Batches
+/// of 2048 rows (about 7 MB of GHArchive events) keep the few batches alive between the operators
+/// and the encoder small.
 pub(crate) async fn execute(
     sql: &str,
     input: SendableRecordBatchStream,
 ) -> Result<SendableRecordBatchStream> {
     let config = SessionConfig::new()
         .with_target_partitions(1)
-        .with_batch_size(8192);
+        .with_batch_size(2048);
     let ctx = SessionContext::new_with_config(config);
     ctx.register_udf(ScalarUDF::from(FirstSeen::new()));
     let source = Arc::new(OneShot {
