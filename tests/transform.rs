@@ -241,42 +241,27 @@ fn real_events_become_typed_flattened_parquet() {
         );
         assert_eq!(row["source_file"], format!("{HOUR}.json.gz"));
         let or_null = |v: Option<&Value>| v.filter(|v| !v.is_null()).cloned();
-        assert_eq!(or_null(row.get("action")), or_null(p.get("action")), "{id}");
-        assert_eq!(or_null(row.get("ref")), or_null(p.get("ref")), "{id}");
-        assert_eq!(
-            or_null(row.get("push_size")),
-            or_null(p.get("size")),
-            "{id}"
-        );
+        // Columns taken straight from one payload field.
+        for (column, pointer) in [
+            ("action", "/action"),
+            ("ref", "/ref"),
+            ("push_size", "/size"),
+            ("head_ref", "/pull_request/head/ref"),
+            ("merged", "/pull_request/merged"),
+            ("additions", "/pull_request/additions"),
+            ("review_state", "/review/state"),
+            ("comment_id", "/comment/id"),
+        ] {
+            assert_eq!(
+                or_null(row.get(column)),
+                or_null(p.pointer(pointer)),
+                "{id} {column}"
+            );
+        }
         let number = or_null(p.get("number"))
             .or(or_null(issue.get("number")))
             .or(or_null(pr.get("number")));
         assert_eq!(or_null(row.get("number")), number, "{id}");
-        assert_eq!(
-            or_null(row.get("head_ref")),
-            or_null(pr.get("head").and_then(|h| h.get("ref"))),
-            "{id}"
-        );
-        assert_eq!(
-            or_null(row.get("merged")),
-            or_null(pr.get("merged")),
-            "{id}"
-        );
-        assert_eq!(
-            or_null(row.get("additions")),
-            or_null(pr.get("additions")),
-            "{id}"
-        );
-        assert_eq!(
-            or_null(row.get("review_state")),
-            or_null(p.get("review").and_then(|r| r.get("state"))),
-            "{id}"
-        );
-        assert_eq!(
-            or_null(row.get("comment_id")),
-            or_null(p.get("comment").and_then(|c| c.get("id"))),
-            "{id}"
-        );
         let labels = issue
             .get("labels")
             .or(pr.get("labels"))

@@ -35,9 +35,7 @@ pub(crate) struct Chunk {
 }
 
 /// Wraps `input` in the decoder its first bytes call for.
-pub(crate) fn decompress(
-    mut input: Box<dyn Read + Send>,
-) -> io::Result<(Compression, Box<dyn Read + Send>)> {
+pub(crate) fn decompress(mut input: Box<dyn Read + Send>) -> io::Result<Box<dyn Read + Send>> {
     let mut head = Vec::with_capacity(4);
     (&mut input).take(4).read_to_end(&mut head)?;
     let compression = if head.starts_with(GZIP_MAGIC) {
@@ -47,6 +45,7 @@ pub(crate) fn decompress(
     } else {
         Compression::None
     };
+    tracing::debug!(?compression, "detected the raw file's compression");
     let whole = Cursor::new(head).chain(input);
     let reader: Box<dyn Read + Send> = match compression {
         // GHArchive files are single-member, but concatenated gzip is valid gzip too.
@@ -57,7 +56,7 @@ pub(crate) fn decompress(
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(whole)?),
         Compression::None => Box::new(whole),
     };
-    Ok((compression, reader))
+    Ok(reader)
 }
 
 /// What reading the whole file found, besides the chunks it sent.

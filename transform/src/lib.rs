@@ -176,7 +176,7 @@ pub async fn transform(
                     inner: body,
                     count: progress,
                 };
-                let (_, decoded) =
+                let decoded =
                     input::decompress(Box::new(counted)).context("reading the raw file")?;
                 let splitter = LineSplitter {
                     chunk_bytes,

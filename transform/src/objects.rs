@@ -21,7 +21,6 @@ pub(crate) struct ObjectWriter {
     upload: Option<WriteMultipart>,
     handle: Handle,
     path: Path,
-    bytes: u64,
 }
 
 impl ObjectWriter {
@@ -37,7 +36,6 @@ impl ObjectWriter {
             upload: Some(WriteMultipart::new_with_chunk_size(upload, PART_BYTES)),
             handle,
             path,
-            bytes: 0,
         })
     }
 
@@ -46,7 +44,7 @@ impl ObjectWriter {
     }
 
     /// Completes the upload: only now does the object exist.
-    pub fn finish(mut self) -> io::Result<u64> {
+    pub fn finish(mut self) -> io::Result<()> {
         let upload = self
             .upload
             .take()
@@ -55,7 +53,7 @@ impl ObjectWriter {
         self.handle
             .block_on(upload.finish())
             .map_err(io::Error::other)?;
-        Ok(self.bytes)
+        Ok(())
     }
 }
 
@@ -71,7 +69,6 @@ impl Write for ObjectWriter {
             .block_on(upload.wait_for_capacity(MAX_IN_FLIGHT))
             .map_err(io::Error::other)?;
         upload.write(buf);
-        self.bytes += buf.len() as u64;
         Ok(buf.len())
     }
 

@@ -5,8 +5,8 @@ use std::io::{self, Write};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use events::RejectRecord;
 use flate2::write::GzEncoder;
-use serde::Serialize;
 
 use crate::objects::ObjectWriter;
 
@@ -15,18 +15,6 @@ pub(crate) struct Quarantine {
     open: Box<dyn FnMut() -> io::Result<ObjectWriter> + Send>,
     sink: Option<GzEncoder<ObjectWriter>>,
     rejected: u64,
-}
-
-/// The same fields as `events::RejectRecord`, borrowed, so writing a reject copies nothing.
-#[derive(Serialize)]
-struct Record<'a> {
-    source: &'a str,
-    line: u64,
-    error: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    raw_base64: Option<String>,
 }
 
 impl Quarantine {
@@ -62,15 +50,15 @@ impl Quarantine {
             Ok(text) => (Some(text), None),
             Err(_) => (None, Some(BASE64.encode(raw))),
         };
-        self.sink()?;
-        let record = Record {
-            source: &self.source,
+        let record = RejectRecord {
+            source: self.source.clone(),
             line,
-            error,
-            raw,
+            error: error.to_string(),
+            raw: raw.map(str::to_string),
             raw_base64,
+            bytes: None,
         };
-        let sink = self.sink.as_mut().expect("opened above");
+        let sink = self.sink()?;
         serde_json::to_writer(&mut *sink, &record).map_err(io::Error::other)?;
         sink.write_all(b"\n")?;
         self.rejected += 1;
