@@ -6,26 +6,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use events::jobs::{HourOutcome, HourResult, IngestRun, RunStatus, StopReason};
 use events::Hour;
+use ingest::{Ingest, IngestConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use transform::{RawFile, TransformOptions};
 
 use crate::gen::{self, GenOptions};
 use crate::lake::{self, Format};
-
-/// Logs go to stderr: plain text for people, JSON on Lambda. `RUST_LOG` sets the level.
-pub fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
 
 pub fn transform_options(
     sql_file: Option<&Path>,
@@ -142,8 +130,8 @@ pub fn gen(out: &Path, options: &GenOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `elt demo`: generate `hours` hours ending at `last_hour`, transform them into the lake, and
-/// report from the lake.
+/// `elt demo`: generate `hours` hours ending at `last_hour` into a folder laid out like
+/// GHArchive, run the local pipeline on it (`elt run --source file://…`), and report from the lake.
 pub async fn demo(
     lake_dir: &Path,
     curated_prefix: &str,
@@ -151,18 +139,11 @@ pub async fn demo(
     events: u64,
     last_hour: Hour,
 ) -> anyhow::Result<()> {
-    let raw = tempfile::tempdir()?;
-    let mut hour_list = vec![last_hour];
-    for _ in 1..hours.max(1) {
-        let earliest = hour_list[0];
-        hour_list.insert(
-            0,
-            Hour::containing(earliest.start() - chrono::Duration::hours(1)),
-        );
-    }
-    let mut files = Vec::new();
+    let mirror = tempfile::tempdir()?;
+    let first_hour = Hour::containing(last_hour.start() - chrono::Duration::hours(i64::from(hours.max(1)) - 1));
+    let hour_list: Vec<Hour> = Hour::range(first_hour, last_hour).collect();
     for (i, hour) in hour_list.iter().enumerate() {
-        let path = raw.path().join(format!("{hour}.json.gz"));
+        let path = mirror.path().join(format!("{hour}.json.gz"));
         eprintln!("generating {} ({events} events)", path.display());
         gen(
             &path,
@@ -173,14 +154,22 @@ pub async fn demo(
                 duplicate_share: 0.005,
             },
         )?;
-        files.push(path);
     }
+    let mut config = IngestConfig::from_env()?;
+    config.base_url = format!("file://{}/", mirror.path().display());
+    config.job_id = "demo".into();
+    config.start_hour = Some(first_hour);
+    config.until = Some(last_hour);
     let options = TransformOptions {
         curated_prefix: curated_prefix.to_string(),
         ..TransformOptions::default()
     };
-    eprintln!("transforming into {}", lake_dir.display());
-    transform_files(lake_dir, &files, &options).await?;
+    eprintln!(
+        "ingesting {} into {} and transforming it into the lake",
+        config.base_url,
+        lake_dir.join(ingest::LOCAL_RAW_DIR).display()
+    );
+    run_local(lake_dir, config, options).await?;
 
     let hour_filter = hour_list
         .iter()
@@ -204,5 +193,275 @@ pub async fn demo(
         "Query the lake yourself: elt query --lake {} \"SELECT …  FROM ghactivity\"",
         lake_dir.display()
     );
+    Ok(())
+}
+
+/// Where `elt ingest`, `backfill` and `status` work: AWS (S3 + DynamoDB) or a local lake.
+pub enum Target {
+    Aws,
+    Lake(PathBuf),
+}
+
+async fn build_ingest(target: &Target, config: IngestConfig) -> anyhow::Result<Ingest> {
+    match target {
+        Target::Aws => Ingest::aws(config).await,
+        Target::Lake(dir) => Ingest::local(config, dir),
+    }
+}
+
+/// Prints one line per hour on stderr as the ingest goes: progress for long runs.
+fn progress_printer() -> (
+    ingest::Notify,
+    tokio::sync::mpsc::UnboundedReceiver<HourResult>,
+) {
+    tokio::sync::mpsc::unbounded_channel()
+}
+
+/// The name a unit-like enum has in the JSON records (`ingested`, `caught_up`, …).
+fn label<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn print_hour(result: &HourResult) {
+    let outcome = label(&result.outcome);
+    let mut line = format!(
+        "{:<14} {:<15} {:>10.1} MiB {:>6.1} s",
+        result.hour.to_string(),
+        outcome,
+        result.bytes as f64 / (1024.0 * 1024.0),
+        result.seconds
+    );
+    if result.attempts > 1 {
+        line.push_str(&format!("  ({} attempts)", result.attempts));
+    }
+    if let Some(error) = &result.error {
+        line.push_str(&format!("  {error}"));
+    }
+    eprintln!("{line}");
+}
+
+/// Prints the run record as one JSON line on stdout; an error if the run failed.
+fn report_run(run: &IngestRun) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, run)?;
+    writeln!(out)?;
+    if run.status == RunStatus::Error {
+        bail!(
+            "the {} run failed: {}",
+            label(&run.kind),
+            run.error.as_deref().unwrap_or("see the hours above")
+        );
+    }
+    Ok(())
+}
+
+/// `elt ingest`: one run, as the scheduled Lambda does it.
+pub async fn ingest_once(target: &Target, config: IngestConfig) -> anyhow::Result<()> {
+    let mut ingest = build_ingest(target, config).await?;
+    let (notify, mut hours) = progress_printer();
+    ingest.notify = Some(notify);
+    let printer = tokio::spawn(async move {
+        while let Some(result) = hours.recv().await {
+            print_hour(&result);
+        }
+    });
+    let run = ingest.run(None).await;
+    drop(ingest);
+    printer.await?;
+    report_run(&run?)
+}
+
+/// `elt backfill`
+pub async fn backfill(
+    target: &Target,
+    config: IngestConfig,
+    to: Hour,
+    parallel: usize,
+    force: bool,
+) -> anyhow::Result<()> {
+    let from = config
+        .start_hour
+        .ok_or_else(|| anyhow::anyhow!("backfill needs --from HOUR"))?;
+    let mut ingest = build_ingest(target, config).await?;
+    let (notify, mut hours) = progress_printer();
+    ingest.notify = Some(notify);
+    let printer = tokio::spawn(async move {
+        while let Some(result) = hours.recv().await {
+            print_hour(&result);
+        }
+    });
+    let run = ingest.backfill(from, to, parallel, force).await;
+    drop(ingest);
+    printer.await?;
+    report_run(&run?)
+}
+
+/// `elt run`: the local pipeline. Ingest runs follow the bookmark until caught up; every hour
+/// stored is handed to the transform at once (the local stand-in for the S3 notification), so
+/// downloads and transforms overlap. Transform summaries go to stdout as JSON lines.
+pub async fn run_local(
+    lake_dir: &Path,
+    config: IngestConfig,
+    options: TransformOptions,
+) -> anyhow::Result<()> {
+    transform::sql::validate(&options.sql)
+        .await
+        .context("the transform SQL does not plan against raw_events")?;
+    let mut ingest = Ingest::local(config, lake_dir)?;
+    let (notify, mut hours) = progress_printer();
+    ingest.notify = Some(notify);
+    let store = lake::store(lake_dir)?;
+    let raw_dir = lake_dir.join(ingest::LOCAL_RAW_DIR);
+    let transformer = tokio::spawn(async move {
+        let mut failed = 0usize;
+        while let Some(result) = hours.recv().await {
+            print_hour(&result);
+            let stored = matches!(
+                result.outcome,
+                HourOutcome::Ingested | HourOutcome::AlreadyPresent
+            );
+            let Some(key) = result.key.filter(|_| stored) else {
+                continue;
+            };
+            let path = raw_dir.join(&key);
+            match transform_one(&store, &path, &options).await {
+                Ok(summary) => {
+                    let mut out = std::io::stdout().lock();
+                    serde_json::to_writer(&mut out, &summary)?;
+                    writeln!(out)?;
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("error: transforming {}: {e:#}", path.display());
+                }
+            }
+        }
+        anyhow::Ok(failed)
+    });
+    let mut outcome = Ok(());
+    loop {
+        match ingest.run(None).await {
+            Ok(run) if run.status == RunStatus::Error => {
+                outcome = Err(anyhow::anyhow!(
+                    "ingest failed: {}",
+                    run.error.unwrap_or_default()
+                ));
+                break;
+            }
+            Ok(run) if run.stop == StopReason::MaxHours => continue,
+            Ok(run) if run.status == RunStatus::Busy => {
+                outcome = Err(anyhow::anyhow!(
+                    "another run holds the job in {}; try again once it is done",
+                    lake_dir.display()
+                ));
+                break;
+            }
+            Ok(run) => {
+                eprintln!(
+                    "ingest stopped: {}; bookmark at {}",
+                    label(&run.stop),
+                    run.bookmark_after
+                        .map(|h| h.to_string())
+                        .unwrap_or_else(|| "none".into())
+                );
+                break;
+            }
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    drop(ingest);
+    let failed = transformer.await??;
+    outcome?;
+    if failed > 0 {
+        bail!("{failed} raw files failed to transform");
+    }
+    Ok(())
+}
+
+/// `elt status`: the job's bookmark and its last runs, for people.
+pub async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyhow::Result<()> {
+    let ingest = build_ingest(target, config).await?;
+    let job_id = &ingest.config.job_id;
+    let place = match target {
+        Target::Aws => format!(
+            "DynamoDB tables {} and {}",
+            ingest.config.jobs_table, ingest.config.job_runs_table
+        ),
+        Target::Lake(dir) => dir.join(ingest::LOCAL_STATE_FILE).display().to_string(),
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "job {job_id} ({place})")?;
+    match ingest.jobs.get_job(job_id).await? {
+        None => writeln!(out, "  not set up yet: the first run creates it")?,
+        Some(job) => {
+            match &job.job_run_bookmark_details {
+                None => writeln!(
+                    out,
+                    "  bookmark: none yet (starts {} days before the first run's day)",
+                    job.baseline_days
+                )?,
+                Some(b) => writeln!(
+                    out,
+                    "  bookmark: {} ({}, {} by run {}); next hour {}",
+                    b.last_run_file_name,
+                    label(&b.status),
+                    b.updated_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    b.run_id,
+                    b.last_run_file_name.next()
+                )?,
+            }
+            writeln!(out, "  version: {}", job.version)?;
+            if let Some(lease) = &job.lease {
+                let until = chrono::DateTime::from_timestamp_millis(lease.expires_at)
+                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                    .unwrap_or_default();
+                writeln!(out, "  held by run {} until {until}", lease.run_id)?;
+            }
+            if let Some(missing) = &job.missing_hour {
+                writeln!(
+                    out,
+                    "  MISSING: {} not found by {} run(s)",
+                    missing.hour, missing.attempts
+                )?;
+            }
+        }
+    }
+    let records = ingest.jobs.recent_runs(job_id, runs).await?;
+    if records.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nlast {} runs, newest first:", records.len())?;
+    writeln!(
+        out,
+        "  {:<20} {:<9} {:<6} {:<13} {:>5} {:>10}  hours",
+        "started (UTC)", "kind", "status", "stop", "new", "MiB"
+    )?;
+    for value in records {
+        let Ok(run) = serde_json::from_value::<IngestRun>(value) else {
+            continue;
+        };
+        let span = match (run.hours.first(), run.hours.last()) {
+            (Some(a), Some(b)) if a.hour != b.hour => format!("{} .. {}", a.hour, b.hour),
+            (Some(a), _) => a.hour.to_string(),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "  {:<20} {:<9} {:<6} {:<13} {:>5} {:>10.1}  {span}{}",
+            run.started_at.format("%Y-%m-%d %H:%M:%S"),
+            label(&run.kind),
+            label(&run.status),
+            label(&run.stop),
+            run.hours_ingested,
+            run.bytes as f64 / (1024.0 * 1024.0),
+            run.error.map(|e| format!("  error: {e}")).unwrap_or_default()
+        )?;
+    }
     Ok(())
 }

@@ -13,16 +13,11 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::prelude::{SessionConfig, SessionContext};
-use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 
 /// The lake as an object store rooted at `dir` (created if missing).
 pub fn store(dir: &Path) -> anyhow::Result<Arc<dyn ObjectStore>> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating the lake folder {}", dir.display()))?;
-    let store = LocalFileSystem::new_with_prefix(dir)
-        .with_context(|| format!("opening the lake {}", dir.display()))?;
-    Ok(Arc::new(store))
+    adapters::objects::folder(dir)
 }
 
 /// A DataFusion session with `ghactivity` registered over `lake/curated_prefix`.

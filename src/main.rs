@@ -33,8 +33,81 @@ struct LakeArgs {
     curated_prefix: String,
 }
 
+/// Where the ingest works: AWS, or a local lake (the default).
+#[derive(clap::Args, Clone)]
+struct TargetArgs {
+    /// Work on AWS: S3 bucket RAW_BUCKET, DynamoDB tables JOBS_TABLE and JOB_RUNS_TABLE, with the
+    /// standard AWS variables (AWS_ENDPOINT_URL points it at an emulator).
+    #[arg(long, conflicts_with = "lake")]
+    aws: bool,
+    /// The local lake: raw files under LAKE/raw/, job state in LAKE/state.sqlite.
+    #[arg(long, env = "ELT_LAKE", default_value = "lake")]
+    lake: PathBuf,
+}
+
+impl TargetArgs {
+    fn target(self) -> commands::Target {
+        if self.aws {
+            commands::Target::Aws
+        } else {
+            commands::Target::Lake(self.lake)
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Ingest the GHArchive hours due after the job's bookmark, as the scheduled Lambda does.
+    ///
+    /// Stops when the next hour is not over or not published yet, after MAX_HOURS_PER_RUN hours,
+    /// or at a failure. Prints the run record (also stored in job_run_details) as JSON; exits
+    /// non-zero if the run failed.
+    Ingest {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        config: ingest::IngestConfig,
+    },
+    /// Ingest the hours --from .. --to (both included) without moving the bookmark.
+    Backfill {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        config: ingest::IngestConfig,
+        /// The last hour to ingest.
+        #[arg(long)]
+        to: events::Hour,
+        /// Downloads at once.
+        #[arg(long, default_value_t = 4)]
+        parallel: usize,
+        /// Fetch hours that are already in the bucket again.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The whole pipeline locally: ingest every due hour into LAKE/raw/ and transform each one
+    /// into the lake as it lands, until caught up (or --until).
+    Run {
+        #[command(flatten)]
+        lake: LakeArgs,
+        #[command(flatten)]
+        config: ingest::IngestConfig,
+        /// The transform SQL over `raw_events` (default: the built-in transform/sql/ghactivity.sql).
+        #[arg(long, env = "TRANSFORM_SQL")]
+        sql: Option<PathBuf>,
+        /// Key prefix of the quarantine files.
+        #[arg(long, env = "REJECTS_PREFIX", default_value = events::DEFAULT_REJECTS_PREFIX)]
+        rejects_prefix: String,
+    },
+    /// The job's bookmark and its last runs.
+    Status {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        config: ingest::IngestConfig,
+        /// How many runs to show.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
     /// Transform local raw hour files (YYYY-MM-DD-H.json.gz, .json.zst or .json) into the lake.
     ///
     /// Prints one JSON line per file: source, hour, lines, rows, duplicates, rejected, outputs.
@@ -102,7 +175,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    gh_elt::commands::init_logging();
+    adapters::telemetry::init_logging("warn");
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -134,6 +207,36 @@ fn main() -> ExitCode {
                 )?;
                 commands::transform_files(&lake.lake, &files, &options).await
             }
+            Command::Ingest { target, config } => {
+                commands::ingest_once(&target.target(), config).await
+            }
+            Command::Backfill {
+                target,
+                config,
+                to,
+                parallel,
+                force,
+            } => commands::backfill(&target.target(), config, to, parallel, force).await,
+            Command::Run {
+                lake,
+                config,
+                sql,
+                rejects_prefix,
+            } => {
+                let options = commands::transform_options(
+                    sql.as_deref(),
+                    lake.curated_prefix,
+                    rejects_prefix,
+                    transform::DEFAULT_MAX_LINE_BYTES,
+                    transform::DEFAULT_MAX_PART_BYTES / (1024 * 1024),
+                )?;
+                commands::run_local(&lake.lake, config, options).await
+            }
+            Command::Status {
+                target,
+                config,
+                runs,
+            } => commands::status(&target.target(), config, runs).await,
             Command::Query { lake, format, sql } => {
                 commands::query(&lake.lake, &lake.curated_prefix, &sql, format).await
             }

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub mod jobs;
+
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +94,17 @@ impl Hour {
     }
     pub fn next(self) -> Hour {
         Hour(self.0 + Duration::hours(1))
+    }
+    pub fn previous(self) -> Hour {
+        Hour(self.0 - Duration::hours(1))
+    }
+    /// When the hour is over: GHArchive publishes its file shortly after.
+    pub fn end(self) -> DateTime<Utc> {
+        self.start() + Duration::hours(1)
+    }
+    /// The hours from `first` to `last`, both included (empty if `last` is before `first`).
+    pub fn range(first: Hour, last: Hour) -> impl Iterator<Item = Hour> {
+        std::iter::successors(Some(first), |h| Some(h.next())).take_while(move |h| *h <= last)
     }
 
     /// `landing/ghactivity/2024-03-05-14.json.gz`

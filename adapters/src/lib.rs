@@ -1,0 +1,18 @@
+//! gh-elt's ports and adapters. Each stage is plain async code over two small interfaces:
+//!
+//! - object storage: `object_store::ObjectStore`, on S3 ([`objects::s3`]) or a folder
+//!   ([`objects::folder`]);
+//! - job state: [`JobStore`], on DynamoDB ([`DynamoJobStore`]) or SQLite ([`SqliteJobStore`]).
+//!
+//! The Lambda entry points and `elt` build the adapters and hand them to the stages.
+
+pub mod aws;
+pub mod dynamo;
+pub mod jobs;
+pub mod objects;
+pub mod sqlite;
+pub mod telemetry;
+
+pub use dynamo::DynamoJobStore;
+pub use jobs::JobStore;
+pub use sqlite::SqliteJobStore;

@@ -1,0 +1,320 @@
+//! One hour from the source into the raw store: streamed into a multipart upload, checked, and
+//! completed only when whole; retried with backoff on transient faults.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use events::Hour;
+use flate2::read::MultiGzDecoder;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use rand::Rng;
+use tokio::sync::mpsc;
+
+use crate::config::{IngestConfig, RawCompression};
+use crate::source::Source;
+use crate::FetchError;
+
+/// Chunks of the recompressed stream handed to the uploader.
+const OUTPUT_CHUNK: usize = 1024 * 1024;
+/// Parts being uploaded while the next one fills: memory is about (this + 1) × the part size.
+const PARTS_IN_FLIGHT: usize = 1;
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What fetching one hour came to.
+pub enum Fetched {
+    Stored(Stored),
+    /// The source has no file for the hour (404).
+    NotFound,
+    Failed(FetchError),
+}
+
+pub struct Stored {
+    pub key: String,
+    /// Bytes stored, and bytes received from the source.
+    pub bytes: u64,
+    pub source_bytes: u64,
+    /// Bytes of JSON inside (the gzip stream was read to its end to check it is whole).
+    pub json_bytes: u64,
+}
+
+/// Fetches hours from a source into the raw store.
+pub struct Fetcher {
+    pub source: Source,
+    pub raw: Arc<dyn ObjectStore>,
+    pub raw_prefix: String,
+    compression: RawCompression,
+    part_bytes: usize,
+    attempts: u32,
+    retry_base: Duration,
+}
+
+impl Fetcher {
+    pub fn new(
+        config: &IngestConfig,
+        raw: Arc<dyn ObjectStore>,
+        raw_prefix: String,
+    ) -> anyhow::Result<Fetcher> {
+        Ok(Fetcher {
+            source: Source::new(&config.base_url, config.read_timeout())?,
+            raw,
+            raw_prefix,
+            compression: config.raw_compression,
+            part_bytes: config.part_bytes(),
+            attempts: config.download_attempts.max(1),
+            retry_base: Duration::from_millis(config.retry_base_ms),
+        })
+    }
+
+    /// The raw key of `hour` as this fetcher stores it.
+    pub fn key(&self, hour: Hour) -> String {
+        hour.raw_key(&self.raw_prefix, self.compression.stored_as())
+    }
+
+    /// The stored size of `hour`'s raw object, if it is already in the store.
+    pub async fn existing(&self, hour: Hour) -> anyhow::Result<Option<u64>> {
+        match self.raw.head(&Path::from(self.key(hour))).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("checking {}", self.key(hour)))),
+        }
+    }
+
+    /// Downloads `hour` into the store, retrying transient faults. Returns the outcome and the
+    /// number of attempts made.
+    pub async fn fetch(&self, hour: Hour) -> (Fetched, u32) {
+        let mut attempt = 1;
+        loop {
+            let started = Instant::now();
+            let result = self.attempt(hour).await;
+            match result {
+                Ok(Some(stored)) => {
+                    tracing::info!(
+                        %hour, key = %stored.key, bytes = stored.bytes, source_bytes = stored.source_bytes,
+                        seconds = started.elapsed().as_secs_f64(), attempt, "stored"
+                    );
+                    return (Fetched::Stored(stored), attempt);
+                }
+                Ok(None) => return (Fetched::NotFound, attempt),
+                Err(e) if e.retry && attempt < self.attempts => {
+                    let delay = backoff(self.retry_base, attempt);
+                    tracing::warn!(
+                        %hour, source = %self.source.location(hour), error = %e.message, attempt,
+                        retry_in_ms = delay.as_millis() as u64, "download failed; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    tracing::error!(%hour, source = %self.source.location(hour), error = %e.message, attempt, "download failed");
+                    return (Fetched::Failed(e), attempt);
+                }
+            }
+        }
+    }
+
+    /// One attempt: source → check (and recompress) → multipart upload, completed only if all of
+    /// it went well, aborted otherwise.
+    async fn attempt(&self, hour: Hour) -> Result<Option<Stored>, FetchError> {
+        let Some(body) = self.source.open(hour).await? else {
+            return Ok(None);
+        };
+        let key = self.key(hour);
+        let upload = self
+            .raw
+            .put_multipart(&Path::from(key.as_str()))
+            .await
+            .map_err(FetchError::storage)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
+
+        // Three stages at once: receive, check (gzip to its end) or recompress, upload.
+        let (input, input_rx) = mpsc::channel::<Bytes>(16);
+        let (output, output_rx) = mpsc::channel::<Bytes>(4);
+        let compression = self.compression;
+        let check = tokio::task::spawn_blocking(move || transcode(input_rx, output, compression));
+        let receive = async move {
+            let input = input;
+            let mut chunks = body.chunks;
+            let mut received = 0u64;
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk?;
+                received += chunk.len() as u64;
+                if let Some(expected) = body.expected_len.filter(|&n| received > n) {
+                    return Err(FetchError::retry(format!(
+                        "received more than the announced {expected} bytes"
+                    )));
+                }
+                if input.send(chunk).await.is_err() {
+                    break; // the check stopped; its error says why
+                }
+            }
+            Ok((received, body.expected_len))
+        };
+        let upload = async {
+            let mut output_rx = output_rx;
+            let mut stored = 0u64;
+            while let Some(chunk) = output_rx.recv().await {
+                stored += chunk.len() as u64;
+                writer
+                    .wait_for_capacity(PARTS_IN_FLIGHT)
+                    .await
+                    .map_err(FetchError::storage)?;
+                writer.put(chunk);
+            }
+            Ok::<_, FetchError>(stored)
+        };
+        let (received, stored) = tokio::join!(receive, upload);
+        let checked = check
+            .await
+            .map_err(|e| FetchError::fatal(format!("the check task failed: {e}")));
+
+        let outcome = (|| {
+            let (received, expected) = received?;
+            let stored = stored?;
+            let json_bytes = checked?.map_err(|e| {
+                FetchError::retry(format!("the body is not a whole gzip stream: {e}"))
+            })?;
+            if let Some(expected) = expected.filter(|&n| n != received) {
+                return Err(FetchError::retry(format!(
+                    "truncated body: {received} of {expected} bytes"
+                )));
+            }
+            Ok((received, stored, json_bytes))
+        })();
+        match outcome {
+            Ok((source_bytes, bytes, json_bytes)) => {
+                writer.finish().await.map_err(FetchError::storage)?;
+                Ok(Some(Stored {
+                    key,
+                    bytes,
+                    source_bytes,
+                    json_bytes,
+                }))
+            }
+            Err(e) => {
+                if let Err(abort) = writer.abort().await {
+                    tracing::warn!(%key, error = %abort, "aborting the multipart upload failed");
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Exponential backoff with jitter: between half and all of `base × 2^(attempt-1)`, at most 30 s.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let full = base
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(MAX_BACKOFF);
+    let half = full / 2;
+    half + full.saturating_sub(half).mul_f64(rand::rng().random::<f64>())
+}
+
+/// Reads the received gzip stream to its end (which checks its CRC and length) and passes on
+/// what is to be stored: the received bytes themselves, or the JSON recompressed with zstd.
+/// Returns the bytes of JSON inside.
+fn transcode(
+    input: mpsc::Receiver<Bytes>,
+    output: mpsc::Sender<Bytes>,
+    compression: RawCompression,
+) -> io::Result<u64> {
+    let tee = (compression == RawCompression::None).then(|| output.clone());
+    let mut decoder = MultiGzDecoder::new(ChannelReader {
+        input,
+        current: Bytes::new(),
+        tee,
+    });
+    match compression {
+        RawCompression::None => {
+            drop(output);
+            io::copy(&mut decoder, &mut io::sink())
+        }
+        RawCompression::Zstd => {
+            let mut encoder = zstd::Encoder::new(
+                ChannelWriter {
+                    output,
+                    buffer: Vec::with_capacity(OUTPUT_CHUNK),
+                },
+                3,
+            )?;
+            let json_bytes = io::copy(&mut decoder, &mut encoder)?;
+            encoder.finish()?.flush()?;
+            Ok(json_bytes)
+        }
+    }
+}
+
+/// The received chunks as a `Read`; each chunk is also passed on to `tee` as it is taken.
+struct ChannelReader {
+    input: mpsc::Receiver<Bytes>,
+    current: Bytes,
+    tee: Option<mpsc::Sender<Bytes>>,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.input.blocking_recv() {
+                None => return Ok(0),
+                Some(chunk) => {
+                    if let Some(tee) = &self.tee {
+                        tee.blocking_send(chunk.clone()).map_err(|_| closed())?;
+                    }
+                    self.current = chunk;
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// A `Write` that hands 1 MiB chunks to the uploader.
+struct ChannelWriter {
+    output: mpsc::Sender<Bytes>,
+    buffer: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        if self.buffer.len() >= OUTPUT_CHUNK {
+            self.flush()?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buffer.is_empty() {
+            let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(OUTPUT_CHUNK));
+            self.output
+                .blocking_send(Bytes::from(chunk))
+                .map_err(|_| closed())?;
+        }
+        Ok(())
+    }
+}
+
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_a_cap() {
+        let base = Duration::from_millis(100);
+        for attempt in 1..=4 {
+            let full = base * (1 << (attempt - 1));
+            let delay = backoff(base, attempt);
+            assert!(delay >= full / 2 && delay <= full, "{attempt}: {delay:?}");
+        }
+        assert!(backoff(base, 30) <= MAX_BACKOFF);
+    }
+}

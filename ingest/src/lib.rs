@@ -1,0 +1,97 @@
+//! gh-elt stage 1: GHArchive hours into the raw bucket, exactly once and in order, following a
+//! bookmark in the `jobs` table. Plain async code over the ports in `adapters`; the Lambda
+//! (`src/main.rs`) and `elt ingest | backfill | run` build the adapters and call [`Ingest`].
+
+pub mod config;
+pub mod fetch;
+pub mod run;
+pub mod source;
+
+pub use config::{IngestConfig, RawCompression};
+pub use fetch::{Fetched, Fetcher, Stored};
+pub use run::{Ingest, Notify};
+
+/// Local mode keeps the raw files under `LAKE/raw/` and the job state in this SQLite file.
+pub const LOCAL_RAW_DIR: &str = "raw";
+pub const LOCAL_STATE_FILE: &str = "state.sqlite";
+
+impl Ingest {
+    /// The ingest on AWS: S3 bucket `RAW_BUCKET`, DynamoDB tables `JOBS_TABLE`, `JOB_RUNS_TABLE`.
+    pub async fn aws(config: IngestConfig) -> anyhow::Result<Ingest> {
+        let bucket = config
+            .raw_bucket
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("RAW_BUCKET is not set"))?;
+        let raw = adapters::objects::s3(&bucket)?;
+        let sdk = adapters::aws::sdk_config().await;
+        let jobs = adapters::DynamoJobStore::new(&sdk, &config.jobs_table, &config.job_runs_table);
+        let prefix = config
+            .raw_prefix
+            .clone()
+            .unwrap_or_else(|| events::DEFAULT_RAW_PREFIX.to_string());
+        Ok(Ingest {
+            fetcher: Fetcher::new(&config, raw, prefix)?,
+            config,
+            jobs: std::sync::Arc::new(jobs),
+            notify: None,
+        })
+    }
+
+    /// The ingest in local mode: raw files under `lake/raw/`, job state in `lake/state.sqlite`.
+    pub fn local(config: IngestConfig, lake: &std::path::Path) -> anyhow::Result<Ingest> {
+        let raw = adapters::objects::folder(&lake.join(LOCAL_RAW_DIR))?;
+        let jobs = adapters::SqliteJobStore::open(&lake.join(LOCAL_STATE_FILE))?;
+        let prefix = config.raw_prefix.clone().unwrap_or_default();
+        Ok(Ingest {
+            fetcher: Fetcher::new(&config, raw, prefix)?,
+            config,
+            jobs: std::sync::Arc::new(jobs),
+            notify: None,
+        })
+    }
+}
+
+/// Why an attempt to fetch an hour failed, and whether trying again may help.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct FetchError {
+    pub message: String,
+    /// Transient (5xx, timeouts, resets, truncated bodies): worth another attempt.
+    pub retry: bool,
+}
+
+impl FetchError {
+    pub fn retry(message: String) -> FetchError {
+        FetchError {
+            message,
+            retry: true,
+        }
+    }
+
+    pub fn fatal(message: String) -> FetchError {
+        FetchError {
+            message,
+            retry: false,
+        }
+    }
+
+    /// Transport errors (connect, timeout, reset, cut-off body) are transient.
+    fn http(error: reqwest::Error) -> FetchError {
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        FetchError {
+            message,
+            retry: !error.is_builder() && !error.is_redirect(),
+        }
+    }
+
+    /// object_store has already retried what it could; another attempt starts a fresh upload.
+    fn storage(error: object_store::Error) -> FetchError {
+        FetchError::retry(format!("storing: {error}"))
+    }
+}

@@ -1,0 +1,118 @@
+//! Where hour files come from: GHArchive (or any HTTP server with its paths), or a folder.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use events::Hour;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use tokio::io::AsyncReadExt;
+
+use crate::FetchError;
+
+pub enum Source {
+    Http { client: reqwest::Client, base: url::Url },
+    Folder(PathBuf),
+}
+
+/// An hour file being received.
+pub struct Body {
+    /// The length the server announced, checked against what arrives.
+    pub expected_len: Option<u64>,
+    pub chunks: BoxStream<'static, Result<Bytes, FetchError>>,
+}
+
+const FILE_CHUNK: usize = 256 * 1024;
+
+impl Source {
+    /// `https://…`, `http://…` or `file:///folder`.
+    pub fn new(base_url: &str, read_timeout: Duration) -> anyhow::Result<Source> {
+        let mut base = url::Url::parse(base_url)
+            .map_err(|e| anyhow::anyhow!("GHARCHIVE_BASE_URL `{base_url}` is not a URL: {e}"))?;
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        match base.scheme() {
+            "http" | "https" => {
+                let client = reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .read_timeout(read_timeout)
+                    .user_agent(concat!("gh-elt/", env!("CARGO_PKG_VERSION")))
+                    .build()?;
+                Ok(Source::Http { client, base })
+            }
+            "file" => base
+                .to_file_path()
+                .map(Source::Folder)
+                .map_err(|()| anyhow::anyhow!("`{base_url}` is not a local folder")),
+            other => anyhow::bail!("GHARCHIVE_BASE_URL: unsupported scheme `{other}` (use https, http or file)"),
+        }
+    }
+
+    /// Where `hour` is fetched from, for logs and errors.
+    pub fn location(&self, hour: Hour) -> String {
+        let name = format!("{hour}.json.gz");
+        match self {
+            Source::Http { base, .. } => base
+                .join(&name)
+                .map(String::from)
+                .unwrap_or_else(|_| format!("{base}{name}")),
+            Source::Folder(dir) => dir.join(name).display().to_string(),
+        }
+    }
+
+    /// Starts receiving `hour`'s file; `Ok(None)` when the source has none (HTTP 404).
+    pub async fn open(&self, hour: Hour) -> Result<Option<Body>, FetchError> {
+        match self {
+            Source::Http { client, base } => {
+                let url = base
+                    .join(&format!("{hour}.json.gz"))
+                    .map_err(|e| FetchError::fatal(format!("bad URL: {e}")))?;
+                let response = client.get(url).send().await.map_err(FetchError::http)?;
+                let status = response.status();
+                if status == reqwest::StatusCode::NOT_FOUND {
+                    return Ok(None);
+                }
+                if !status.is_success() {
+                    let retry = status.is_server_error()
+                        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                        || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+                    return Err(FetchError {
+                        message: format!("HTTP {status}"),
+                        retry,
+                    });
+                }
+                let expected_len = response.content_length();
+                let chunks = response.bytes_stream().map_err(FetchError::http).boxed();
+                Ok(Some(Body {
+                    expected_len,
+                    chunks,
+                }))
+            }
+            Source::Folder(dir) => {
+                let path = dir.join(format!("{hour}.json.gz"));
+                let file = match tokio::fs::File::open(&path).await {
+                    Ok(file) => file,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(FetchError::fatal(format!("{}: {e}", path.display()))),
+                };
+                let expected_len = file.metadata().await.ok().map(|m| m.len());
+                let chunks = futures::stream::try_unfold(file, |mut file| async move {
+                    let mut buf = vec![0; FILE_CHUNK];
+                    let n = file
+                        .read(&mut buf)
+                        .await
+                        .map_err(|e| FetchError::retry(format!("reading: {e}")))?;
+                    buf.truncate(n);
+                    Ok((n > 0).then(|| (Bytes::from(buf), file)))
+                })
+                .boxed();
+                Ok(Some(Body {
+                    expected_len,
+                    chunks,
+                }))
+            }
+        }
+    }
+}
