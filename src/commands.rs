@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use events::jobs::{HourOutcome, HourResult, IngestRun, RunStatus, StopReason};
 use events::Hour;
-use ingest::{Ingest, IngestConfig};
 use indicatif::{ProgressBar, ProgressStyle};
+use ingest::{Ingest, IngestConfig};
 use transform::{RawFile, TransformOptions};
 
 use crate::gen::{self, GenOptions};
@@ -140,7 +140,8 @@ pub async fn demo(
     last_hour: Hour,
 ) -> anyhow::Result<()> {
     let mirror = tempfile::tempdir()?;
-    let first_hour = Hour::containing(last_hour.start() - chrono::Duration::hours(i64::from(hours.max(1)) - 1));
+    let first_hour =
+        Hour::containing(last_hour.start() - chrono::Duration::hours(i64::from(hours.max(1)) - 1));
     let hour_list: Vec<Hour> = Hour::range(first_hour, last_hour).collect();
     for (i, hour) in hour_list.iter().enumerate() {
         let path = mirror.path().join(format!("{hour}.json.gz"));
@@ -460,7 +461,9 @@ pub async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyho
             label(&run.stop),
             run.hours_ingested,
             run.bytes as f64 / (1024.0 * 1024.0),
-            run.error.map(|e| format!("  error: {e}")).unwrap_or_default()
+            run.error
+                .map(|e| format!("  error: {e}"))
+                .unwrap_or_default()
         )?;
     }
     Ok(())

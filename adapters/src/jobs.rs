@@ -23,8 +23,11 @@ pub trait JobStore: Send + Sync {
     ) -> anyhow::Result<i64>;
 
     /// The job's latest `limit` run records, newest first.
-    async fn recent_runs(&self, job_id: &str, limit: usize)
-        -> anyhow::Result<Vec<serde_json::Value>>;
+    async fn recent_runs(
+        &self,
+        job_id: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<serde_json::Value>>;
 }
 
 /// How many taken run times `add_run` steps over before it gives up.

@@ -146,11 +146,9 @@ impl JobStore for SqliteJobStore {
                 "SELECT item FROM job_run_details WHERE job_id = ?1
                  ORDER BY job_run_time DESC LIMIT ?2",
             )?;
-            let rows = statement.query_map(params![job_id, limit as i64], |row| {
-                row.get::<_, String>(0)
-            })?;
-            rows.map(|text| Ok(serde_json::from_str(&text?)?))
-                .collect()
+            let rows = statement
+                .query_map(params![job_id, limit as i64], |row| row.get::<_, String>(0))?;
+            rows.map(|text| Ok(serde_json::from_str(&text?)?)).collect()
         })
         .await
     }
@@ -176,14 +174,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteJobStore::open(&dir.path().join("state.sqlite")).unwrap();
         assert!(store.put_job(&job(0), None).await.unwrap());
-        assert!(!store.put_job(&job(0), None).await.unwrap(), "created twice");
+        assert!(
+            !store.put_job(&job(0), None).await.unwrap(),
+            "created twice"
+        );
         assert!(store.put_job(&job(1), Some(0)).await.unwrap());
-        assert!(!store.put_job(&job(2), Some(0)).await.unwrap(), "stale version won");
+        assert!(
+            !store.put_job(&job(2), Some(0)).await.unwrap(),
+            "stale version won"
+        );
         assert_eq!(store.get_job("j").await.unwrap().unwrap().version, 1);
 
-        let a = store.add_run("j", 5, &serde_json::json!({"n": 1})).await.unwrap();
-        let b = store.add_run("j", 5, &serde_json::json!({"n": 2})).await.unwrap();
-        assert_eq!((a, b), (5, 6), "a second run at the same time replaced the first");
+        let a = store
+            .add_run("j", 5, &serde_json::json!({"n": 1}))
+            .await
+            .unwrap();
+        let b = store
+            .add_run("j", 5, &serde_json::json!({"n": 2}))
+            .await
+            .unwrap();
+        assert_eq!(
+            (a, b),
+            (5, 6),
+            "a second run at the same time replaced the first"
+        );
         let runs = store.recent_runs("j", 10).await.unwrap();
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0]["n"], 2, "newest first");

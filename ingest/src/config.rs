@@ -38,7 +38,11 @@ pub struct IngestConfig {
     #[arg(long, env = "JOB_RUNS_TABLE", default_value = "job_run_details")]
     pub job_runs_table: String,
     /// Where hour files come from: GHArchive, an HTTP mirror with its paths, or a file:// folder.
-    #[arg(long = "source", env = "GHARCHIVE_BASE_URL", default_value = "https://data.gharchive.org/")]
+    #[arg(
+        long = "source",
+        env = "GHARCHIVE_BASE_URL",
+        default_value = "https://data.gharchive.org/"
+    )]
     pub base_url: String,
     /// The job whose bookmark this ingest follows (its item in the jobs table).
     #[arg(long, env = "INGEST_JOB_ID", default_value = events::jobs::DEFAULT_INGEST_JOB_ID)]
@@ -56,7 +60,7 @@ pub struct IngestConfig {
     #[arg(long = "from", env = "INGEST_START_HOUR")]
     pub start_hour: Option<Hour>,
     /// Stop once this hour is stored.
-    #[arg(long)]
+    #[arg(long, env = "INGEST_UNTIL_HOUR")]
     pub until: Option<Hour>,
     /// A 404 for an hour that ended more than this many hours ago means GHArchive lacks it
     /// (an error), not that it is not published yet (a quiet stop).

@@ -140,7 +140,10 @@ impl Fetcher {
             let mut chunks = body.chunks;
             let mut received = 0u64;
             while let Some(chunk) = chunks.next().await {
-                let chunk = chunk?;
+                let chunk = chunk.map_err(|e| FetchError {
+                    message: format!("the body broke off after {received} bytes: {}", e.message),
+                    retry: e.retry,
+                })?;
                 received += chunk.len() as u64;
                 if let Some(expected) = body.expected_len.filter(|&n| received > n) {
                     return Err(FetchError::retry(format!(
@@ -179,7 +182,7 @@ impl Fetcher {
             })?;
             if let Some(expected) = expected.filter(|&n| n != received) {
                 return Err(FetchError::retry(format!(
-                    "truncated body: {received} of {expected} bytes"
+                    "the body broke off after {received} of {expected} bytes"
                 )));
             }
             Ok((received, stored, json_bytes))
@@ -210,7 +213,9 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
         .min(MAX_BACKOFF);
     let half = full / 2;
-    half + full.saturating_sub(half).mul_f64(rand::rng().random::<f64>())
+    half + full
+        .saturating_sub(half)
+        .mul_f64(rand::rng().random::<f64>())
 }
 
 /// Reads the received gzip stream to its end (which checks its CRC and length) and passes on

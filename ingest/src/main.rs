@@ -12,13 +12,16 @@ async fn main() -> Result<(), Error> {
     let config = IngestConfig::from_env()?;
     let ingest = Ingest::aws(config).await?;
     let ingest = &ingest;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        handle(ingest, event).await
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move { handle(ingest, event).await },
+    ))
     .await
 }
 
-async fn handle(ingest: &Ingest, event: LambdaEvent<serde_json::Value>) -> Result<IngestRun, Error> {
+async fn handle(
+    ingest: &Ingest,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<IngestRun, Error> {
     // Any payload starts a run; a scheduled event's id and time are logged when present.
     let schedule = serde_json::from_value::<
         aws_lambda_events::event::cloudwatch_events::CloudWatchEvent,

@@ -14,8 +14,8 @@ use adapters::JobStore;
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
 use events::jobs::{
-    Bookmark, BookmarkStatus, HourOutcome, HourResult, IngestRun, Job, Lease, MissingHour,
-    RunKind, RunStatus, StopReason,
+    Bookmark, BookmarkStatus, HourOutcome, HourResult, IngestRun, Job, Lease, MissingHour, RunKind,
+    RunStatus, StopReason,
 };
 use events::Hour;
 use futures::StreamExt;
@@ -165,7 +165,8 @@ impl Ingest {
             }
             Fetched::NotFound => {
                 result.key = None;
-                let late = now - next.end() > Duration::hours(self.config.missing_after_hours.into());
+                let late =
+                    now - next.end() > Duration::hours(self.config.missing_after_hours.into());
                 if !late {
                     tracing::info!(%next, "not published yet; stopping");
                     return Step::Stop(None, StopReason::NotPublished, RunStatus::Ok);
@@ -227,7 +228,11 @@ impl Ingest {
             if matches!(result.outcome, HourOutcome::Failed | HourOutcome::Missing) {
                 record.status = RunStatus::Error;
                 record.error.get_or_insert_with(|| {
-                    format!("{}: {}", result.hour, result.error.clone().unwrap_or_default())
+                    format!(
+                        "{}: {}",
+                        result.hour,
+                        result.error.clone().unwrap_or_default()
+                    )
                 });
             }
             self.report(&mut record, result);
@@ -370,7 +375,10 @@ impl Ingest {
             released.lease = None;
             released.version += 1;
             if !self.jobs.put_job(&released, Some(job.version)).await? {
-                tracing::warn!(run_id = record.run_id, "the lease was taken over before the run released it");
+                tracing::warn!(
+                    run_id = record.run_id,
+                    "the lease was taken over before the run released it"
+                );
             }
         }
         record.ended_at = self.config.now().max(record.started_at);

@@ -12,7 +12,10 @@ use tokio::io::AsyncReadExt;
 use crate::FetchError;
 
 pub enum Source {
-    Http { client: reqwest::Client, base: url::Url },
+    Http {
+        client: reqwest::Client,
+        base: url::Url,
+    },
     Folder(PathBuf),
 }
 
@@ -46,7 +49,9 @@ impl Source {
                 .to_file_path()
                 .map(Source::Folder)
                 .map_err(|()| anyhow::anyhow!("`{base_url}` is not a local folder")),
-            other => anyhow::bail!("GHARCHIVE_BASE_URL: unsupported scheme `{other}` (use https, http or file)"),
+            other => anyhow::bail!(
+                "GHARCHIVE_BASE_URL: unsupported scheme `{other}` (use https, http or file)"
+            ),
         }
     }
 

@@ -1,0 +1,438 @@
+//! Test harness shared by the AWS-path tests: a moto server (started once per test binary, on a
+//! free port, stopped with it) and a GHArchive mirror over HTTP that can be told to misbehave.
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use adapters::DynamoJobStore;
+
+// ---------------------------------------------------------------------------------------------
+// moto
+
+pub struct Moto {
+    pub endpoint: String,
+    _child: Mutex<Child>,
+}
+
+/// The moto server of this test binary. It dies with the binary (PR_SET_PDEATHSIG).
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let port = free_port();
+        let mut command = Command::new("python3");
+        command
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: prctl is async-signal-safe; it only asks the kernel to stop moto with us.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        // The death signal follows the thread that spawned the child, and test threads end
+        // early: spawn from a thread that lives as long as the binary.
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = sender.send(command.spawn());
+            loop {
+                std::thread::park();
+            }
+        });
+        let child = receiver
+            .recv()
+            .expect("the moto thread answers")
+            .expect("python3 -m moto.server starts (pip install 'moto[server]')");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start on port {port}: is moto[server] installed? (pip install 'moto[server]')"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _child: Mutex::new(child),
+        }
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A name no other test uses: buckets and tables are per test.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Emulator credentials and endpoint, as an operator would set them.
+pub fn aws_env(command: &mut Command) -> &mut Command {
+    for var in ["AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"] {
+        command.env_remove(var);
+    }
+    command
+        .env("AWS_ENDPOINT_URL", &moto().endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+/// One test's bucket and tables in the emulator.
+pub struct AwsWorld {
+    pub bucket: String,
+    pub jobs_table: String,
+    pub runs_table: String,
+    pub jobs: DynamoJobStore,
+    pub http: reqwest::Client,
+}
+
+impl AwsWorld {
+    pub async fn new(versioned: bool) -> AwsWorld {
+        let moto = moto();
+        let sdk = adapters::aws::sdk_config_loader()
+            .endpoint_url(&moto.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "testing", "testing", None, None, "tests",
+            ))
+            .load()
+            .await;
+        let world = AwsWorld {
+            bucket: unique("raw"),
+            jobs_table: unique("jobs"),
+            runs_table: unique("job_run_details"),
+            jobs: DynamoJobStore::new(&sdk, "", ""),
+            http: reqwest::Client::new(),
+        };
+        let world = AwsWorld {
+            jobs: DynamoJobStore::new(&sdk, &world.jobs_table, &world.runs_table),
+            ..world
+        };
+        world.jobs.create_tables().await.expect("tables created");
+        // moto takes unsigned S3 requests: enough for set-up and inspection.
+        world.s3(reqwest::Method::PUT, "", None).await;
+        if versioned {
+            world
+                .s3(
+                    reqwest::Method::PUT,
+                    "?versioning",
+                    Some("<VersioningConfiguration><Status>Enabled</Status></VersioningConfiguration>"),
+                )
+                .await;
+        }
+        world
+    }
+
+    async fn s3(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> Vec<u8> {
+        let url = format!("{}/{}{path}", moto().endpoint, self.bucket);
+        let mut request = self.http.request(method, &url);
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let response = request.send().await.expect("moto answers");
+        assert!(
+            response.status().is_success(),
+            "{url}: {}",
+            response.status()
+        );
+        response.bytes().await.unwrap().to_vec()
+    }
+
+    /// The object at `key`, or `None`.
+    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let url = format!("{}/{}/{key}", moto().endpoint, self.bucket);
+        let response = self.http.get(&url).send().await.expect("moto answers");
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return None;
+        }
+        assert!(
+            response.status().is_success(),
+            "{url}: {}",
+            response.status()
+        );
+        Some(response.bytes().await.unwrap().to_vec())
+    }
+
+    /// Keys in the bucket, sorted.
+    pub async fn keys(&self) -> Vec<String> {
+        let body =
+            String::from_utf8(self.s3(reqwest::Method::GET, "?list-type=2", None).await).unwrap();
+        let mut keys = tag_values(&body, "Key");
+        keys.sort();
+        keys
+    }
+
+    /// How many versions each key has (the bucket must be versioned).
+    pub async fn versions(&self) -> HashMap<String, usize> {
+        let body =
+            String::from_utf8(self.s3(reqwest::Method::GET, "?versions", None).await).unwrap();
+        let mut counts = HashMap::new();
+        for version in body.split("<Version>").skip(1) {
+            for key in tag_values(version, "Key").into_iter().take(1) {
+                *counts.entry(key).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// Multipart uploads begun and neither completed nor aborted.
+    pub async fn open_uploads(&self) -> usize {
+        let body =
+            String::from_utf8(self.s3(reqwest::Method::GET, "?uploads", None).await).unwrap();
+        body.matches("<Upload>").count()
+    }
+
+    /// `elt` with this world's AWS settings.
+    pub fn elt(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_elt"));
+        aws_env(&mut command)
+            .args(args)
+            .env("RAW_BUCKET", &self.bucket)
+            .env("JOBS_TABLE", &self.jobs_table)
+            .env("JOB_RUNS_TABLE", &self.runs_table)
+            .env("RETRY_BASE_MS", "20")
+            .env("READ_TIMEOUT_SECONDS", "1")
+            .env("RUST_LOG", "warn");
+        command
+    }
+}
+
+fn tag_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split(&close).next())
+        .map(str::to_string)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// the GHArchive mirror
+
+/// What the mirror does to the next request for a file.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status and no body.
+    Status(u16),
+    /// Send the headers and half the body, then reset the connection.
+    Reset,
+    /// Announce the full length, send half, close.
+    Truncate,
+    /// No length announced: send half and close (only the gzip check can tell).
+    CutWithoutLength,
+    /// Send half, go silent for this long, then the rest.
+    Stall(Duration),
+    /// Send the body in small pieces with pauses; it completes.
+    Slow,
+    /// Answer 404 although the file exists.
+    NotFound,
+    /// Answer 200 with bytes that are not gzip.
+    Garbage,
+}
+
+#[derive(Default)]
+struct MirrorState {
+    files: HashMap<String, Vec<u8>>,
+    faults: HashMap<String, VecDeque<Fault>>,
+    /// Faults applied to every request for the path, forever.
+    always: HashMap<String, Fault>,
+    requests: HashMap<String, usize>,
+}
+
+#[derive(Clone)]
+pub struct Mirror {
+    pub url: String,
+    state: Arc<Mutex<MirrorState>>,
+}
+
+impl Mirror {
+    pub fn start() -> Mirror {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(MirrorState::default()));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = shared.clone();
+                std::thread::spawn(move || serve(stream, &state));
+            }
+        });
+        Mirror { url, state }
+    }
+
+    pub fn put(&self, name: &str, bytes: Vec<u8>) {
+        self.state
+            .lock()
+            .unwrap()
+            .files
+            .insert(format!("/{name}"), bytes);
+    }
+
+    /// The next requests for `name` meet these faults, in order; later ones are served well.
+    pub fn faults(&self, name: &str, faults: &[Fault]) {
+        self.state
+            .lock()
+            .unwrap()
+            .faults
+            .entry(format!("/{name}"))
+            .or_default()
+            .extend(faults.iter().cloned());
+    }
+
+    pub fn always(&self, name: &str, fault: Fault) {
+        self.state
+            .lock()
+            .unwrap()
+            .always
+            .insert(format!("/{name}"), fault);
+    }
+
+    pub fn requests(&self, name: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .get(&format!("/{name}"))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn serve(mut stream: TcpStream, state: &Mutex<MirrorState>) {
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    loop {
+        let mut header = String::new();
+        match reader.read_line(&mut header) {
+            Ok(0) | Err(_) => return,
+            Ok(_) if header == "\r\n" => break,
+            Ok(_) => {}
+        }
+    }
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_string();
+    let (body, fault) = {
+        let mut state = state.lock().unwrap();
+        *state.requests.entry(path.clone()).or_default() += 1;
+        let fault = state
+            .faults
+            .get_mut(&path)
+            .and_then(VecDeque::pop_front)
+            .or_else(|| state.always.get(&path).cloned());
+        (state.files.get(&path).cloned(), fault)
+    };
+    let _ = respond(&mut stream, body, fault);
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    body: Option<Vec<u8>>,
+    fault: Option<Fault>,
+) -> std::io::Result<()> {
+    let status = |stream: &mut TcpStream, code: u16| {
+        write!(
+            stream,
+            "HTTP/1.1 {code} Fault\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    };
+    let Some(body) = body else {
+        return status(stream, 404);
+    };
+    let head = |stream: &mut TcpStream, len: Option<usize>| {
+        let length = len
+            .map(|n| format!("Content-Length: {n}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/gzip\r\n{length}Connection: close\r\n\r\n"
+        )
+    };
+    let half = body.len() / 2;
+    match fault {
+        None => {
+            head(stream, Some(body.len()))?;
+            stream.write_all(&body)
+        }
+        Some(Fault::Status(code)) => status(stream, code),
+        Some(Fault::NotFound) => status(stream, 404),
+        Some(Fault::Reset) => {
+            head(stream, Some(body.len()))?;
+            stream.write_all(&body[..half])?;
+            stream.flush()?;
+            // SO_LINGER 0: closing sends RST instead of FIN.
+            let linger = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: a valid socket and a correctly sized option value.
+            unsafe {
+                libc::setsockopt(
+                    std::os::fd::AsRawFd::as_raw_fd(stream),
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    (&linger as *const libc::linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                );
+            }
+            Ok(())
+        }
+        Some(Fault::Truncate) => {
+            head(stream, Some(body.len()))?;
+            stream.write_all(&body[..half])
+        }
+        Some(Fault::CutWithoutLength) => {
+            head(stream, None)?;
+            stream.write_all(&body[..half])
+        }
+        Some(Fault::Stall(pause)) => {
+            head(stream, Some(body.len()))?;
+            stream.write_all(&body[..half])?;
+            stream.flush()?;
+            std::thread::sleep(pause);
+            stream.write_all(&body[half..])
+        }
+        Some(Fault::Slow) => {
+            head(stream, Some(body.len()))?;
+            for piece in body.chunks(body.len().div_ceil(8).max(1)) {
+                stream.write_all(piece)?;
+                stream.flush()?;
+                std::thread::sleep(Duration::from_millis(150));
+            }
+            Ok(())
+        }
+        Some(Fault::Garbage) => {
+            let junk = b"<html>not the file you want</html>".repeat(100);
+            head(stream, Some(junk.len()))?;
+            stream.write_all(&junk)
+        }
+    }
+}
