@@ -14,6 +14,11 @@ use events::Hour;
 use gh_elt::gen::{generate, GenOptions};
 use support::{AwsWorld, Fault, Mirror};
 
+/// `elt` with the world's AWS settings.
+fn elt(world: &AwsWorld, args: &[&str]) -> std::process::Command {
+    world.command(env!("CARGO_BIN_EXE_elt"), args)
+}
+
 fn hour(s: &str) -> Hour {
     s.parse().unwrap()
 }
@@ -74,7 +79,7 @@ fn ingest(
     now: &str,
     env: &[(&str, &str)],
 ) -> (IngestRun, Output) {
-    let mut command = world.elt(&["ingest", "--aws"]);
+    let mut command = elt(world, &["ingest", "--aws"]);
     command
         .env("GHARCHIVE_BASE_URL", &mirror.url)
         .env("ELT_NOW", now);
@@ -203,7 +208,7 @@ async fn first_run_starts_at_the_baseline_and_catches_up_across_days() {
     let total: u32 = records.iter().map(|r| r.hours_ingested).sum();
     assert_eq!(total as usize, files.len());
 
-    let status = world.elt(&["status", "--aws"]).output().unwrap();
+    let status = elt(&world, &["status", "--aws"]).output().unwrap();
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
         status.status.success(),
@@ -389,8 +394,7 @@ async fn eight_concurrent_runs_store_every_hour_once_in_order() {
         assert!(rounds <= 12, "not caught up after 12 rounds");
         let children: Vec<_> = (0..8)
             .map(|_| {
-                world
-                    .elt(&["ingest", "--aws"])
+                elt(&world, &["ingest", "--aws"])
                     .env("GHARCHIVE_BASE_URL", &mirror.url)
                     .env("ELT_NOW", now)
                     .env("INGEST_START_HOUR", "2024-03-05-0")
@@ -474,8 +478,7 @@ async fn backfill_fills_a_range_in_parallel_and_leaves_the_bookmark() {
     let backfill = |args: &[&str]| {
         let mut all = vec!["backfill", "--aws"];
         all.extend_from_slice(args);
-        let output = world
-            .elt(&all)
+        let output = elt(&world, &all)
             .env("GHARCHIVE_BASE_URL", &mirror.url)
             .env("ELT_NOW", now)
             .output()

@@ -202,9 +202,9 @@ impl AwsWorld {
         body.matches("<Upload>").count()
     }
 
-    /// `elt` with this world's AWS settings.
-    pub fn elt(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_elt"));
+    /// `program` (`elt`, or a Lambda binary) with this world's AWS settings.
+    pub fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(program);
         aws_env(&mut command)
             .args(args)
             .env("RAW_BUCKET", &self.bucket)
@@ -228,6 +228,18 @@ fn tag_values(xml: &str, tag: &str) -> Vec<String> {
 
 // ---------------------------------------------------------------------------------------------
 // the GHArchive mirror
+
+/// A small gzip hour file of `events` real-shaped lines (ids made unique), quick to build.
+pub fn gzip_lines(hour: &str, events: usize) -> Vec<u8> {
+    let real = include_str!("../../fixtures/real-events.jsonl");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for (n, line) in real.lines().cycle().take(events).enumerate() {
+        let mut event: serde_json::Value = serde_json::from_str(line).expect("a real event");
+        event["id"] = format!("{}{n:06}", hour.replace('-', "")).into();
+        writeln!(encoder, "{event}").unwrap();
+    }
+    encoder.finish().unwrap()
+}
 
 /// What the mirror does to the next request for a file.
 #[derive(Debug, Clone)]

@@ -1,0 +1,163 @@
+//! The real `ingest` Lambda binary through its runtime loop: a stand-in for the Lambda Runtime
+//! API hands it the sample EventBridge event, and the test reads what it answers. Storage is the
+//! moto server, the source an HTTP mirror.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use events::jobs::{IngestRun, RunStatus};
+use support::{AwsWorld, Mirror};
+
+const SCHEDULE: &str = include_str!("../../events/samples/eventbridge-schedule.json");
+
+/// What the function posted back for an invocation.
+#[derive(Debug)]
+struct Answer {
+    request_id: String,
+    kind: String,
+    body: String,
+}
+
+/// Serves `events` one per `next` call, then holds further `next` calls; reports every answer.
+fn runtime_api(events: Vec<String>) -> (String, mpsc::Receiver<Answer>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (answers, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut events = events.into_iter().enumerate();
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut stream = stream;
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+                if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            if path.ends_with("/invocation/next") {
+                let Some((n, event)) = events.next() else {
+                    // No more work: keep this call waiting, as Lambda does between events.
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_secs(600));
+                        drop(stream);
+                    });
+                    continue;
+                };
+                let deadline = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis()
+                    + 300_000;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                     Lambda-Runtime-Aws-Request-Id: request-{n}\r\n\
+                     Lambda-Runtime-Deadline-Ms: {deadline}\r\n\
+                     Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:ingest\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{event}",
+                    event.len()
+                );
+            } else {
+                // .../invocation/{id}/response or .../invocation/{id}/error
+                let parts: Vec<&str> = path.trim_end_matches('/').rsplit('/').collect();
+                let _ = answers.send(Answer {
+                    kind: parts.first().copied().unwrap_or_default().to_string(),
+                    request_id: parts.get(1).copied().unwrap_or_default().to_string(),
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                });
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                );
+            }
+        }
+    });
+    (address, receiver)
+}
+
+#[tokio::test]
+async fn the_lambda_answers_a_scheduled_event_with_the_run_record() {
+    let world = AwsWorld::new(false).await;
+    let mirror = Mirror::start();
+    let mut sources = Vec::new();
+    for h in ["2024-03-05-0", "2024-03-05-1"] {
+        let bytes = support::gzip_lines(h, 50);
+        mirror.put(&format!("{h}.json.gz"), bytes.clone());
+        sources.push((h, bytes));
+    }
+    // The second invocation finds 2024-03-05-2 missing long after it ended: a failed run,
+    // which the function reports as an error (so that Lambda's error alarms see it).
+    let (address, answers) = runtime_api(vec![SCHEDULE.to_string(), SCHEDULE.to_string()]);
+    let mut command = world.command(env!("CARGO_BIN_EXE_ingest"), &[]);
+    command
+        .env("AWS_LAMBDA_RUNTIME_API", &address)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "ingest")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ingest")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("GHARCHIVE_BASE_URL", &mirror.url)
+        .env("INGEST_START_HOUR", "2024-03-05-0")
+        .env("MAX_HOURS_PER_RUN", "2")
+        .env("ELT_NOW", "2024-03-10T00:00:00Z")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("the ingest binary starts");
+
+    let first = answers.recv_timeout(Duration::from_secs(60));
+    let second = answers.recv_timeout(Duration::from_secs(60));
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    let (first, second) = match (first, second) {
+        (Ok(first), Ok(second)) => (first, second),
+        other => panic!("no answers ({other:?}); logs:\n{logs}"),
+    };
+
+    assert_eq!(
+        (first.request_id.as_str(), first.kind.as_str()),
+        ("request-0", "response")
+    );
+    let run: IngestRun = serde_json::from_str(&first.body).unwrap();
+    assert_eq!(run.status, RunStatus::Ok);
+    assert_eq!(run.hours_ingested, 2);
+    for (h, bytes) in &sources {
+        let stored = world.get(&format!("landing/ghactivity/{h}.json.gz")).await;
+        assert!(stored.as_ref() == Some(bytes), "{h} not stored as received");
+    }
+    assert_eq!(
+        (second.request_id.as_str(), second.kind.as_str()),
+        ("request-1", "error")
+    );
+    assert!(second.body.contains("missing (404)"), "{}", second.body);
+
+    // Logs are JSON lines on Lambda, with the request id of the invocation.
+    let invoked = logs
+        .lines()
+        .find(|l| l.contains("ingest invoked"))
+        .unwrap_or_else(|| panic!("no invocation log line in:\n{logs}"));
+    let log: serde_json::Value = serde_json::from_str(invoked).expect("a JSON log line");
+    assert_eq!(log["fields"]["request_id"], "request-0", "{invoked}");
+}
