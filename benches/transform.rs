@@ -5,81 +5,21 @@
 //!
 //! Environment: BENCH_EVENTS (default 150000), BENCH_RUNS (default 3), BENCH_SKIP_DUCKDB=1.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-struct Measured {
-    wall: Duration,
-    peak_rss_mib: f64,
-    stdout: String,
-    ok: bool,
-}
-
-/// Runs a command to completion; wall time and the child's peak RSS from `wait4`. The caller
-/// sets stdout: only pipe small outputs, as a large one read here would grow this process.
-// The child is reaped by `wait4`, which also gives its resource usage.
-#[allow(clippy::zombie_processes)]
-fn measure(command: &mut Command) -> Measured {
-    let started = Instant::now();
-    let mut child = command.spawn().expect("the command starts");
-    let mut stdout = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut stdout);
-    }
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid value, and wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    let wall = started.elapsed();
-    let ok = pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    Measured {
-        wall,
-        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
-        stdout,
-        ok,
-    }
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
+use common::{env_number, hour_file, measure, median};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benches; nothing to list here
     }
     let elt = env!("CARGO_BIN_EXE_elt");
-    let events: u64 = std::env::var("BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(150_000);
-    let runs: usize = std::env::var("BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{events}"));
-    let input = dir.join("2024-03-05-14.json.gz");
-    if !input.exists() {
-        eprintln!("generating {} ({events} events)…", input.display());
-        let status = Command::new(elt)
-            .args([
-                "gen",
-                "--hour",
-                "2024-03-05-14",
-                "--events",
-                &events.to_string(),
-                "--seed",
-                "1",
-            ])
-            .arg(&input)
-            .stdout(Stdio::null())
-            .status()
-            .expect("elt gen runs");
-        assert!(status.success(), "elt gen failed");
-    }
+    let events: u64 = env_number("BENCH_EVENTS", 150_000);
+    let runs: usize = env_number("BENCH_RUNS", 3);
+    let (dir, input) = hour_file(elt, events);
     let gz_mib = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0) as f64 / (1024.0 * 1024.0);
 
     let mut walls = Vec::new();

@@ -47,6 +47,14 @@ fn bar(len: u64, template: &str) -> ProgressBar {
 const BYTES_BAR: &str =
     "{msg:24} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}";
 
+/// The machine-readable output of the commands: one JSON document per line on stdout.
+fn print_json_line<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
 /// `elt transform`: each file in turn; one JSON summary line per file on stdout.
 pub async fn transform_files(
     lake_dir: &Path,
@@ -60,11 +68,7 @@ pub async fn transform_files(
     let mut failed = 0;
     for path in files {
         match transform_one(&store, path, options).await {
-            Ok(summary) => {
-                let mut out = std::io::stdout().lock();
-                serde_json::to_writer(&mut out, &summary)?;
-                writeln!(out)?;
-            }
+            Ok(summary) => print_json_line(&summary)?,
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {}: {e:#}", path.display());
@@ -246,9 +250,7 @@ fn print_hour(result: &HourResult) {
 
 /// Prints the run record as one JSON line on stdout; an error if the run failed.
 fn report_run(run: &IngestRun) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer(&mut out, run)?;
-    writeln!(out)?;
+    print_json_line(run)?;
     if run.status == RunStatus::Error {
         bail!(
             "the {} run failed: {}",
@@ -329,11 +331,7 @@ pub async fn run_local(
             };
             let path = raw_dir.join(&key);
             match transform_one(&store, &path, &options).await {
-                Ok(summary) => {
-                    let mut out = std::io::stdout().lock();
-                    serde_json::to_writer(&mut out, &summary)?;
-                    writeln!(out)?;
-                }
+                Ok(summary) => print_json_line(&summary)?,
                 Err(e) => {
                     failed += 1;
                     eprintln!("error: transforming {}: {e:#}", path.display());

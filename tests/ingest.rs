@@ -72,15 +72,17 @@ fn raw_key(h: Hour) -> String {
     format!("landing/ghactivity/{h}.json.gz")
 }
 
-/// `elt ingest --aws` at `now` on the mirror; returns the run record and the process output.
-fn ingest(
+/// `elt ARGS --aws` at `now` on the mirror; returns the run record it prints and its output.
+fn run_elt(
     world: &AwsWorld,
     mirror: &Mirror,
+    args: &[&str],
     now: &str,
     env: &[(&str, &str)],
 ) -> (IngestRun, Output) {
-    let mut command = elt(world, &["ingest", "--aws"]);
+    let mut command = elt(world, args);
     command
+        .arg("--aws")
         .env("GHARCHIVE_BASE_URL", &mirror.url)
         .env("ELT_NOW", now);
     for (k, v) in env {
@@ -95,6 +97,16 @@ fn ingest(
         )
     });
     (run, output)
+}
+
+/// `elt ingest --aws` at `now` on the mirror.
+fn ingest(
+    world: &AwsWorld,
+    mirror: &Mirror,
+    now: &str,
+    env: &[(&str, &str)],
+) -> (IngestRun, Output) {
+    run_elt(world, mirror, &["ingest"], now, env)
 }
 
 async fn job(world: &AwsWorld) -> Job {
@@ -476,16 +488,9 @@ async fn backfill_fills_a_range_in_parallel_and_leaves_the_bookmark() {
     assert_stored(&world, &live).await;
 
     let backfill = |args: &[&str]| {
-        let mut all = vec!["backfill", "--aws"];
+        let mut all = vec!["backfill"];
         all.extend_from_slice(args);
-        let output = elt(&world, &all)
-            .env("GHARCHIVE_BASE_URL", &mirror.url)
-            .env("ELT_NOW", now)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let run: IngestRun = serde_json::from_str(stdout.lines().next().unwrap_or_default())
-            .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+        let (run, output) = run_elt(&world, &mirror, &all, now, &[]);
         (run, output.status.success())
     };
     let (one, ok) = backfill(&["--from", "2024-03-01-3", "--to", "2024-03-01-3"]);

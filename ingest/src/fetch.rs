@@ -187,6 +187,16 @@ impl Fetcher {
             }
             Ok((received, stored, json_bytes))
         })();
+        // Every part must be in before the upload is completed: a part that failed still leaves
+        // the upload abortable here, whereas `finish` would consume it.
+        let outcome = match outcome {
+            Ok(sizes) => writer
+                .wait_for_capacity(0)
+                .await
+                .map(|()| sizes)
+                .map_err(FetchError::storage),
+            Err(e) => Err(e),
+        };
         match outcome {
             Ok((source_bytes, bytes, json_bytes)) => {
                 writer.finish().await.map_err(FetchError::storage)?;
@@ -311,6 +321,69 @@ fn closed() -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// Runs `transcode` on `body` cut into small chunks; returns its result and what it passed on.
+    fn run_transcode(body: &[u8], compression: RawCompression) -> (io::Result<u64>, Vec<u8>) {
+        let (input, input_rx) = mpsc::channel(4);
+        let (output, mut output_rx) = mpsc::channel(4);
+        let worker = std::thread::spawn(move || transcode(input_rx, output, compression));
+        let chunks: Vec<Bytes> = body.chunks(1000).map(Bytes::copy_from_slice).collect();
+        let feeder = std::thread::spawn(move || {
+            for chunk in chunks {
+                if input.blocking_send(chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut passed = Vec::new();
+        while let Some(chunk) = output_rx.blocking_recv() {
+            passed.extend_from_slice(&chunk);
+        }
+        feeder.join().unwrap();
+        (worker.join().unwrap(), passed)
+    }
+
+    #[test]
+    fn only_whole_gzip_streams_pass_the_check() {
+        let json: Vec<u8> = (0..5000)
+            .flat_map(|i| format!("{{\"id\":\"{i}\"}}\n").into_bytes())
+            .collect();
+        let whole = gzip(&json);
+
+        let (result, passed) = run_transcode(&whole, RawCompression::None);
+        assert_eq!(result.unwrap(), json.len() as u64);
+        assert_eq!(passed, whole, "stored as received");
+
+        let (result, passed) = run_transcode(&whole, RawCompression::Zstd);
+        assert_eq!(result.unwrap(), json.len() as u64);
+        assert_eq!(zstd::decode_all(&passed[..]).unwrap(), json);
+
+        let cut = &whole[..whole.len() - 10];
+        assert!(
+            run_transcode(cut, RawCompression::None).0.is_err(),
+            "truncated"
+        );
+        let mut trailing = whole.clone();
+        trailing.extend_from_slice(b"<html>oops</html>");
+        assert!(
+            run_transcode(&trailing, RawCompression::None).0.is_err(),
+            "trailing bytes"
+        );
+        let mut flipped = whole.clone();
+        let middle = flipped.len() / 2;
+        flipped[middle] ^= 0xff;
+        assert!(
+            run_transcode(&flipped, RawCompression::None).0.is_err(),
+            "corrupt"
+        );
+        assert!(run_transcode(b"not gzip", RawCompression::Zstd).0.is_err());
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_a_cap() {

@@ -133,38 +133,13 @@ impl Ingest {
 
     /// Fetches `next` (unless it is already stored) and decides what the run does about it.
     async fn step(&self, next: Hour, job: &Job, now: DateTime<Utc>) -> Step {
-        let started = Instant::now();
-        let mut result = HourResult::new(next, HourOutcome::Ingested);
-        result.key = Some(self.fetcher.key(next));
-        match self.fetcher.existing(next).await {
-            Ok(Some(size)) => {
-                result.outcome = HourOutcome::AlreadyPresent;
-                result.bytes = size;
-                return Step::Advance(result, BookmarkStatus::Ingested);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                result.outcome = HourOutcome::Failed;
-                result.error = Some(format!("{e:#}"));
-                return Step::Stop(Some(result), StopReason::Failed, RunStatus::Error);
-            }
-        }
-        let (fetched, attempts) = self.fetcher.fetch(next).await;
-        result.attempts = attempts;
-        result.seconds = started.elapsed().as_secs_f64();
-        match fetched {
-            Fetched::Stored(stored) => {
-                result.bytes = stored.bytes;
-                result.source_bytes = stored.source_bytes;
-                Step::Advance(result, BookmarkStatus::Ingested)
-            }
-            Fetched::Failed(e) => {
-                result.outcome = HourOutcome::Failed;
-                result.error = Some(e.message);
+        match self.store_hour(next, true).await {
+            Some(result) if result.outcome == HourOutcome::Failed => {
                 Step::Stop(Some(result), StopReason::Failed, RunStatus::Error)
             }
-            Fetched::NotFound => {
-                result.key = None;
+            Some(result) => Step::Advance(result, BookmarkStatus::Ingested),
+            None => {
+                let mut result = HourResult::new(next, HourOutcome::Missing);
                 let late =
                     now - next.end() > Duration::hours(self.config.missing_after_hours.into());
                 if !late {
@@ -184,7 +159,6 @@ impl Ingest {
                     tracing::error!(hour = %next, %location, attempts, "SKIPPED a missing GHArchive hour; the bookmark moves past it");
                     Step::Advance(result, BookmarkStatus::Skipped)
                 } else {
-                    result.outcome = HourOutcome::Missing;
                     result.error = Some(format!(
                         "{location} is missing (404) though the hour ended long ago (run {attempts} of {} before it is skipped)",
                         self.config.missing_hour_attempts
@@ -242,21 +216,34 @@ impl Ingest {
     }
 
     async fn backfill_hour(&self, hour: Hour, force: bool) -> HourResult {
+        self.store_hour(hour, !force).await.unwrap_or_else(|| {
+            let mut result = HourResult::new(hour, HourOutcome::Missing);
+            result.error = Some(format!(
+                "{} is missing (404)",
+                self.fetcher.source.location(hour)
+            ));
+            result
+        })
+    }
+
+    /// Stores `hour` (or finds it stored, when `skip_existing`): its result, `ingested`,
+    /// `already_present` or `failed`; `None` when the source has no such file (404).
+    async fn store_hour(&self, hour: Hour, skip_existing: bool) -> Option<HourResult> {
         let started = Instant::now();
         let mut result = HourResult::new(hour, HourOutcome::Ingested);
         result.key = Some(self.fetcher.key(hour));
-        if !force {
+        if skip_existing {
             match self.fetcher.existing(hour).await {
                 Ok(Some(size)) => {
                     result.outcome = HourOutcome::AlreadyPresent;
                     result.bytes = size;
-                    return result;
+                    return Some(result);
                 }
                 Ok(None) => {}
                 Err(e) => {
                     result.outcome = HourOutcome::Failed;
                     result.error = Some(format!("{e:#}"));
-                    return result;
+                    return Some(result);
                 }
             }
         }
@@ -268,20 +255,13 @@ impl Ingest {
                 result.bytes = stored.bytes;
                 result.source_bytes = stored.source_bytes;
             }
-            Fetched::NotFound => {
-                result.outcome = HourOutcome::Missing;
-                result.key = None;
-                result.error = Some(format!(
-                    "{} is missing (404)",
-                    self.fetcher.source.location(hour)
-                ));
-            }
+            Fetched::NotFound => return None,
             Fetched::Failed(e) => {
                 result.outcome = HourOutcome::Failed;
                 result.error = Some(e.message);
             }
         }
-        result
+        Some(result)
     }
 
     /// The job's item, created from the configuration when the job is new; then the job's lease

@@ -1,0 +1,79 @@
+//! Helpers the benchmarks share: a generated hour file, and measuring a child process.
+
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Measured {
+    pub wall: Duration,
+    pub peak_rss_mib: f64,
+    pub stdout: String,
+    pub ok: bool,
+}
+
+/// Runs a command to completion; wall time and the child's peak RSS from `wait4`. The caller
+/// sets stdout: only pipe small outputs, as a large one read here would grow this process.
+// The child is reaped by `wait4`, which also gives its resource usage.
+#[allow(clippy::zombie_processes)]
+pub fn measure(command: &mut Command) -> Measured {
+    let started = Instant::now();
+    let mut child = command.spawn().expect("the command starts");
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout);
+    }
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value, and wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    let ok = pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    Measured {
+        wall,
+        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        stdout,
+        ok,
+    }
+}
+
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// A number from the environment, or `default`.
+pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The benchmark hour (`elt gen`, seed 1) of `events` events, made once and kept in the target
+/// folder: returns its folder and path.
+pub fn hour_file(elt: &str, events: u64) -> (PathBuf, PathBuf) {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{events}"));
+    let input = dir.join("2024-03-05-14.json.gz");
+    if !input.exists() {
+        eprintln!("generating {} ({events} events)…", input.display());
+        let status = Command::new(elt)
+            .args([
+                "gen",
+                "--hour",
+                "2024-03-05-14",
+                "--events",
+                &events.to_string(),
+                "--seed",
+                "1",
+            ])
+            .arg(&input)
+            .stdout(Stdio::null())
+            .status()
+            .expect("elt gen runs");
+        assert!(status.success(), "elt gen failed");
+    }
+    (dir, input)
+}

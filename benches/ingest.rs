@@ -1,0 +1,222 @@
+//! `cargo bench --bench ingest`: ingest one GHArchive-sized hour (150,000 events, about 80 MiB of
+//! gzip) from a local HTTP server into the emulator's S3 (moto) with `elt ingest --aws`, beside
+//! `curl -o` of the same URL; then the same with `RAW_COMPRESSION=zstd`, and what the zstd raw
+//! file saves the transform.
+//!
+//! Needs python3 with `moto[server]` (it brings boto3). Environment: BENCH_EVENTS (default
+//! 150000), BENCH_RUNS (default 3).
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{env_number, hour_file, measure, median, Measured};
+
+/// A server child that is stopped when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn start(args: &[&str], port: u16) -> Server {
+    let child = Command::new("python3")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{args:?} did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Server(child)
+}
+
+fn row(name: &str, m: &[Measured], mib: f64) {
+    let walls: Vec<f64> = m.iter().map(|m| m.wall.as_secs_f64()).collect();
+    let wall = median(walls.clone());
+    let peak = m.iter().map(|m| m.peak_rss_mib).fold(0.0, f64::max);
+    println!(
+        "{name:<34} {wall:>8.2} {:>10.0} {peak:>14.0}   (runs, s: {})",
+        mib / wall,
+        walls
+            .iter()
+            .map(|w| format!("{w:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let elt = env!("CARGO_BIN_EXE_elt");
+    let events: u64 = env_number("BENCH_EVENTS", 150_000);
+    let runs: usize = env_number("BENCH_RUNS", 3);
+    let (dir, input) = hour_file(elt, events);
+    let gz_bytes = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
+    let gz_mib = gz_bytes as f64 / (1024.0 * 1024.0);
+
+    let http_port = free_port();
+    let _http = start(
+        &[
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+            dir.to_str().unwrap_or("."),
+            &http_port.to_string(),
+        ],
+        http_port,
+    );
+    let moto_port = free_port();
+    let _moto = start(
+        &[
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &moto_port.to_string(),
+        ],
+        moto_port,
+    );
+    let endpoint = format!("http://127.0.0.1:{moto_port}");
+    let setup = format!(
+        "import boto3\n\
+         kw = dict(endpoint_url='{endpoint}', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x')\n\
+         boto3.client('s3', **kw).create_bucket(Bucket='bench')\n\
+         db = boto3.client('dynamodb', **kw)\n\
+         db.create_table(TableName='jobs', BillingMode='PAY_PER_REQUEST', AttributeDefinitions=[dict(AttributeName='job_id', AttributeType='S')], KeySchema=[dict(AttributeName='job_id', KeyType='HASH')])\n\
+         db.create_table(TableName='job_run_details', BillingMode='PAY_PER_REQUEST', AttributeDefinitions=[dict(AttributeName='job_id', AttributeType='S'), dict(AttributeName='job_run_time', AttributeType='N')], KeySchema=[dict(AttributeName='job_id', KeyType='HASH'), dict(AttributeName='job_run_time', KeyType='RANGE')])\n"
+    );
+    let ok = Command::new("python3")
+        .args(["-c", &setup])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "creating the bucket and tables in moto failed (pip install 'moto[server]')"
+    );
+
+    let url = format!("http://127.0.0.1:{http_port}/2024-03-05-14.json.gz");
+    let ingest = |run: usize, compression: &str| {
+        let m = measure(
+            Command::new(elt)
+                .args(["ingest", "--aws"])
+                .env("AWS_ENDPOINT_URL", &endpoint)
+                .env("AWS_ACCESS_KEY_ID", "x")
+                .env("AWS_SECRET_ACCESS_KEY", "x")
+                .env("AWS_REGION", "us-east-1")
+                .env("RAW_BUCKET", "bench")
+                .env("RAW_PREFIX", format!("{compression}-{run}/"))
+                .env("INGEST_JOB_ID", format!("{compression}-{run}"))
+                .env("RAW_COMPRESSION", compression)
+                .env(
+                    "GHARCHIVE_BASE_URL",
+                    format!("http://127.0.0.1:{http_port}/"),
+                )
+                .env("INGEST_START_HOUR", "2024-03-05-14")
+                .env("INGEST_UNTIL_HOUR", "2024-03-05-14")
+                .env("ELT_NOW", "2024-03-06T00:00:00Z")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null()),
+        );
+        assert!(m.ok, "elt ingest failed");
+        let record: serde_json::Value =
+            serde_json::from_str(m.stdout.trim()).expect("a run record");
+        assert_eq!(record["hours_ingested"], 1, "{record}");
+        let stored = record["bytes"].as_u64().unwrap_or(0);
+        (m, stored)
+    };
+
+    let plain: Vec<Measured> = (0..runs).map(|run| ingest(run, "none").0).collect();
+    let mut zstd_bytes = 0;
+    let zstd: Vec<Measured> = (0..runs)
+        .map(|run| {
+            let (m, stored) = ingest(run, "zstd");
+            zstd_bytes = stored;
+            m
+        })
+        .collect();
+    let fetched = dir.join("curl.json.gz");
+    let curl: Vec<Measured> = (0..runs)
+        .map(|_| {
+            let m = measure(
+                Command::new("curl")
+                    .args(["-sS", "-o"])
+                    .arg(&fetched)
+                    .arg(&url)
+                    .stdout(Stdio::null()),
+            );
+            assert!(m.ok, "curl failed");
+            m
+        })
+        .collect();
+    let _ = std::fs::remove_file(&fetched);
+
+    println!("input: {url} — {events} events, {gz_mib:.0} MiB gzip; S3 is moto at {endpoint}");
+    println!(
+        "{:<34} {:>8} {:>10} {:>14}",
+        "", "wall s", "MiB/s", "peak RSS MiB"
+    );
+    row("curl -o (HTTP → local file)", &curl, gz_mib);
+    row("elt ingest --aws (HTTP → S3)", &plain, gz_mib);
+    row("elt ingest --aws, RAW_COMPRESSION=zstd", &zstd, gz_mib);
+    println!(
+        "zstd raw object: {:.1} MiB ({:.0}% of the gzip)",
+        zstd_bytes as f64 / (1024.0 * 1024.0),
+        100.0 * zstd_bytes as f64 / gz_bytes as f64
+    );
+
+    // What the zstd raw file saves the transform: the same hour from each raw file.
+    let zst = dir.join("2024-03-05-14.json.zst");
+    let ok = Command::new("curl")
+        .args(["-sS", "-o"])
+        .arg(&zst)
+        .arg(format!("{endpoint}/bench/zstd-0/2024-03-05-14.json.zst"))
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "fetching the zstd object failed");
+    let transform = |raw: &Path| -> Vec<Measured> {
+        (0..runs)
+            .map(|run| {
+                let lake = dir.join(format!("ingest-lake-{run}"));
+                let _ = std::fs::remove_dir_all(&lake);
+                let m = measure(
+                    Command::new(elt)
+                        .arg("transform")
+                        .arg("--lake")
+                        .arg(&lake)
+                        .arg(raw)
+                        .stdout(Stdio::null()),
+                );
+                assert!(m.ok, "elt transform failed");
+                let _ = std::fs::remove_dir_all(&lake);
+                m
+            })
+            .collect()
+    };
+    let from_gzip = transform(&input);
+    let from_zstd = transform(&zst);
+    let _ = std::fs::remove_file(&zst);
+    row("elt transform of the .json.gz", &from_gzip, gz_mib);
+    row("elt transform of the .json.zst", &from_zstd, gz_mib);
+}
