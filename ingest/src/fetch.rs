@@ -18,10 +18,14 @@ use crate::config::{IngestConfig, RawCompression};
 use crate::source::Source;
 use crate::FetchError;
 
-/// Chunks of the recompressed stream handed to the uploader.
+/// Chunks of the received stream handed to the check, and of the recompressed stream handed to
+/// the uploader.
+const INPUT_CHUNK: usize = 256 * 1024;
 const OUTPUT_CHUNK: usize = 1024 * 1024;
-/// Parts being uploaded while the next one fills: memory is about (this + 1) × the part size.
-const PARTS_IN_FLIGHT: usize = 1;
+/// Uploads still running when the next part is handed over. With none, one part uploads while
+/// the next fills: memory is about twice the part size, and receiving never waits on S3 for
+/// long.
+const PARTS_IN_FLIGHT: usize = 0;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// What fetching one hour came to.
@@ -131,7 +135,7 @@ impl Fetcher {
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
 
         // Three stages at once: receive, check (gzip to its end) or recompress, upload.
-        let (input, input_rx) = mpsc::channel::<Bytes>(16);
+        let (input, input_rx) = mpsc::channel::<Bytes>(8);
         let (output, output_rx) = mpsc::channel::<Bytes>(4);
         let compression = self.compression;
         let check = tokio::task::spawn_blocking(move || transcode(input_rx, output, compression));
@@ -139,6 +143,7 @@ impl Fetcher {
             let input = input;
             let mut chunks = body.chunks;
             let mut received = 0u64;
+            let mut chunker = Chunker::new(INPUT_CHUNK);
             while let Some(chunk) = chunks.next().await {
                 let chunk = chunk.map_err(|e| FetchError {
                     message: format!("the body broke off after {received} bytes: {}", e.message),
@@ -150,22 +155,44 @@ impl Fetcher {
                         "received more than the announced {expected} bytes"
                     )));
                 }
-                if input.send(chunk).await.is_err() {
-                    break; // the check stopped; its error says why
+                let mut rest = &chunk[..];
+                while !rest.is_empty() {
+                    let (taken, full) = chunker.fill(rest);
+                    rest = &rest[taken..];
+                    if let Some(full) = full {
+                        if input.send(full).await.is_err() {
+                            // The check stopped; its error says why.
+                            return Ok((received, body.expected_len));
+                        }
+                    }
                 }
+            }
+            if let Some(last) = chunker.finish() {
+                let _ = input.send(last).await;
             }
             Ok((received, body.expected_len))
         };
         let upload = async {
             let mut output_rx = output_rx;
             let mut stored = 0u64;
+            let mut parts = Chunker::new(self.part_bytes);
             while let Some(chunk) = output_rx.recv().await {
                 stored += chunk.len() as u64;
-                writer
-                    .wait_for_capacity(PARTS_IN_FLIGHT)
-                    .await
-                    .map_err(FetchError::storage)?;
-                writer.put(chunk);
+                let mut rest = &chunk[..];
+                while !rest.is_empty() {
+                    let (taken, full) = parts.fill(rest);
+                    rest = &rest[taken..];
+                    if let Some(part) = full {
+                        writer
+                            .wait_for_capacity(PARTS_IN_FLIGHT)
+                            .await
+                            .map_err(FetchError::storage)?;
+                        writer.put(part);
+                    }
+                }
+            }
+            if let Some(last) = parts.finish() {
+                writer.put(last);
             }
             Ok::<_, FetchError>(stored)
         };
@@ -217,6 +244,76 @@ impl Fetcher {
     }
 }
 
+/// Cuts a byte stream into chunks of a fixed size, held in buffers that are reused: a chunk's
+/// buffer returns to the pool when the last `Bytes` of it is dropped, on whichever thread.
+///
+/// Every stage hands the next one such chunks, never slices of another's buffers: received
+/// chunks are slices of the HTTP client's read buffer (holding them pins it), and buffers
+/// allocated on one thread and freed on another would leave the allocator holding many.
+/// With the pool, memory stays at what the bounded channels and the upload hold.
+struct Chunker {
+    size: usize,
+    free: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    current: Vec<u8>,
+}
+
+/// A full chunk on its way; its buffer goes back to the pool when dropped.
+struct LentBuffer {
+    buffer: Vec<u8>,
+    free: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+}
+
+impl Chunker {
+    fn new(size: usize) -> Chunker {
+        Chunker {
+            size,
+            free: Arc::default(),
+            current: Vec::new(),
+        }
+    }
+
+    /// Copies from `bytes` until the current chunk is full. Returns how many bytes it took, and
+    /// the chunk if it is now full.
+    fn fill(&mut self, bytes: &[u8]) -> (usize, Option<Bytes>) {
+        if self.current.capacity() == 0 {
+            let reused = self.free.lock().ok().and_then(|mut free| free.pop());
+            self.current = reused.unwrap_or_else(|| Vec::with_capacity(self.size));
+        }
+        let taken = bytes.len().min(self.size - self.current.len());
+        self.current.extend_from_slice(&bytes[..taken]);
+        let full = (self.current.len() == self.size).then(|| self.lend());
+        (taken, full)
+    }
+
+    /// The last, partly filled chunk, if any.
+    fn finish(&mut self) -> Option<Bytes> {
+        (!self.current.is_empty()).then(|| self.lend())
+    }
+
+    fn lend(&mut self) -> Bytes {
+        Bytes::from_owner(LentBuffer {
+            buffer: std::mem::take(&mut self.current),
+            free: self.free.clone(),
+        })
+    }
+}
+
+impl AsRef<[u8]> for LentBuffer {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer
+    }
+}
+
+impl Drop for LentBuffer {
+    fn drop(&mut self) {
+        let mut buffer = std::mem::take(&mut self.buffer);
+        buffer.clear();
+        if let Ok(mut free) = self.free.lock() {
+            free.push(buffer);
+        }
+    }
+}
+
 /// Exponential backoff with jitter: between half and all of `base × 2^(attempt-1)`, at most 30 s.
 fn backoff(base: Duration, attempt: u32) -> Duration {
     let full = base
@@ -251,7 +348,7 @@ fn transcode(
             let mut encoder = zstd::Encoder::new(
                 ChannelWriter {
                     output,
-                    buffer: Vec::with_capacity(OUTPUT_CHUNK),
+                    chunker: Chunker::new(OUTPUT_CHUNK),
                 },
                 3,
             )?;
@@ -291,24 +388,21 @@ impl Read for ChannelReader {
 /// A `Write` that hands 1 MiB chunks to the uploader.
 struct ChannelWriter {
     output: mpsc::Sender<Bytes>,
-    buffer: Vec<u8>,
+    chunker: Chunker,
 }
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.buffer.extend_from_slice(buf);
-        if self.buffer.len() >= OUTPUT_CHUNK {
-            self.flush()?;
+        let (taken, full) = self.chunker.fill(buf);
+        if let Some(full) = full {
+            self.output.blocking_send(full).map_err(|_| closed())?;
         }
-        Ok(buf.len())
+        Ok(taken)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if !self.buffer.is_empty() {
-            let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(OUTPUT_CHUNK));
-            self.output
-                .blocking_send(Bytes::from(chunk))
-                .map_err(|_| closed())?;
+        if let Some(last) = self.chunker.finish() {
+            self.output.blocking_send(last).map_err(|_| closed())?;
         }
         Ok(())
     }

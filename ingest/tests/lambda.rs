@@ -5,96 +5,13 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::process::Stdio;
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use events::jobs::{IngestRun, RunStatus};
-use support::{AwsWorld, Mirror};
+use support::{runtime_api, AwsWorld, Mirror};
 
 const SCHEDULE: &str = include_str!("../../events/samples/eventbridge-schedule.json");
-
-/// What the function posted back for an invocation.
-#[derive(Debug)]
-struct Answer {
-    request_id: String,
-    kind: String,
-    body: String,
-}
-
-/// Serves `events` one per `next` call, then holds further `next` calls; reports every answer.
-fn runtime_api(events: Vec<String>) -> (String, mpsc::Receiver<Answer>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let (answers, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut events = events.into_iter().enumerate();
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut stream = stream;
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_err() {
-                continue;
-            }
-            let mut length = 0usize;
-            loop {
-                let mut header = String::new();
-                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
-                    break;
-                }
-                if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            let path = line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_string();
-            if path.ends_with("/invocation/next") {
-                let Some((n, event)) = events.next() else {
-                    // No more work: keep this call waiting, as Lambda does between events.
-                    std::thread::spawn(move || {
-                        std::thread::sleep(Duration::from_secs(600));
-                        drop(stream);
-                    });
-                    continue;
-                };
-                let deadline = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap()
-                    .as_millis()
-                    + 300_000;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
-                     Lambda-Runtime-Aws-Request-Id: request-{n}\r\n\
-                     Lambda-Runtime-Deadline-Ms: {deadline}\r\n\
-                     Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:ingest\r\n\
-                     Content-Length: {}\r\nConnection: close\r\n\r\n{event}",
-                    event.len()
-                );
-            } else {
-                // .../invocation/{id}/response or .../invocation/{id}/error
-                let parts: Vec<&str> = path.trim_end_matches('/').rsplit('/').collect();
-                let _ = answers.send(Answer {
-                    kind: parts.first().copied().unwrap_or_default().to_string(),
-                    request_id: parts.get(1).copied().unwrap_or_default().to_string(),
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                });
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
-                );
-            }
-        }
-    });
-    (address, receiver)
-}
 
 #[tokio::test]
 async fn the_lambda_answers_a_scheduled_event_with_the_run_record() {

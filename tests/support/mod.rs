@@ -4,13 +4,13 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use adapters::DynamoJobStore;
 
@@ -447,4 +447,87 @@ fn respond(
             stream.write_all(&junk)
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// a stand-in for the Lambda Runtime API, to run a Lambda binary through its runtime loop
+
+/// What the function posted back for an invocation.
+#[derive(Debug)]
+pub struct Answer {
+    pub request_id: String,
+    pub kind: String,
+    pub body: String,
+}
+
+/// Serves `events` one per `next` call, then holds further `next` calls; reports every answer.
+pub fn runtime_api(events: Vec<String>) -> (String, mpsc::Receiver<Answer>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let (answers, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut events = events.into_iter().enumerate();
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut stream = stream;
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                    break;
+                }
+                if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let path = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            if path.ends_with("/invocation/next") {
+                let Some((n, event)) = events.next() else {
+                    // No more work: keep this call waiting, as Lambda does between events.
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_secs(600));
+                        drop(stream);
+                    });
+                    continue;
+                };
+                let deadline = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis()
+                    + 300_000;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                     Lambda-Runtime-Aws-Request-Id: request-{n}\r\n\
+                     Lambda-Runtime-Deadline-Ms: {deadline}\r\n\
+                     Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:ingest\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{event}",
+                    event.len()
+                );
+            } else {
+                // .../invocation/{id}/response or .../invocation/{id}/error
+                let parts: Vec<&str> = path.trim_end_matches('/').rsplit('/').collect();
+                let _ = answers.send(Answer {
+                    kind: parts.first().copied().unwrap_or_default().to_string(),
+                    request_id: parts.get(1).copied().unwrap_or_default().to_string(),
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                });
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                );
+            }
+        }
+    });
+    (address, receiver)
 }
