@@ -52,7 +52,7 @@ fn row(name: &str, m: &[Measured], mib: f64) {
     let wall = median(walls.clone());
     let peak = m.iter().map(|m| m.peak_rss_mib).fold(0.0, f64::max);
     println!(
-        "{name:<34} {wall:>8.2} {:>10.0} {peak:>14.0}   (runs, s: {})",
+        "{name:<40} {wall:>8.2} {:>10.0} {peak:>14.0}   (runs, s: {})",
         mib / wall,
         walls
             .iter()
@@ -174,7 +174,7 @@ fn main() {
 
     println!("input: {url} — {events} events, {gz_mib:.0} MiB gzip; S3 is moto at {endpoint}");
     println!(
-        "{:<34} {:>8} {:>10} {:>14}",
+        "{:<40} {:>8} {:>10} {:>14}",
         "", "wall s", "MiB/s", "peak RSS MiB"
     );
     row("curl -o (HTTP → local file)", &curl, gz_mib);
