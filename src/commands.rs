@@ -214,12 +214,16 @@ async fn build_ingest(target: &Target, config: IngestConfig) -> anyhow::Result<I
     }
 }
 
-/// Prints one line per hour on stderr as the ingest goes: progress for long runs.
-fn progress_printer() -> (
-    ingest::Notify,
-    tokio::sync::mpsc::UnboundedReceiver<HourResult>,
-) {
-    tokio::sync::mpsc::unbounded_channel()
+/// Prints one line per hour on stderr as the ingest goes: progress for long runs. The task ends
+/// once the ingest is dropped.
+fn print_progress(ingest: &mut Ingest) -> tokio::task::JoinHandle<()> {
+    let (notify, mut hours) = tokio::sync::mpsc::unbounded_channel();
+    ingest.notify = Some(notify);
+    tokio::spawn(async move {
+        while let Some(result) = hours.recv().await {
+            print_hour(&result);
+        }
+    })
 }
 
 /// The name a unit-like enum has in the JSON records (`ingested`, `caught_up`, …).
@@ -264,13 +268,7 @@ fn report_run(run: &IngestRun) -> anyhow::Result<()> {
 /// `elt ingest`: one run, as the scheduled Lambda does it.
 pub async fn ingest_once(target: &Target, config: IngestConfig) -> anyhow::Result<()> {
     let mut ingest = build_ingest(target, config).await?;
-    let (notify, mut hours) = progress_printer();
-    ingest.notify = Some(notify);
-    let printer = tokio::spawn(async move {
-        while let Some(result) = hours.recv().await {
-            print_hour(&result);
-        }
-    });
+    let printer = print_progress(&mut ingest);
     let run = ingest.run(None).await;
     drop(ingest);
     printer.await?;
@@ -289,13 +287,7 @@ pub async fn backfill(
         .start_hour
         .ok_or_else(|| anyhow::anyhow!("backfill needs --from HOUR"))?;
     let mut ingest = build_ingest(target, config).await?;
-    let (notify, mut hours) = progress_printer();
-    ingest.notify = Some(notify);
-    let printer = tokio::spawn(async move {
-        while let Some(result) = hours.recv().await {
-            print_hour(&result);
-        }
-    });
+    let printer = print_progress(&mut ingest);
     let run = ingest.backfill(from, to, parallel, force).await;
     drop(ingest);
     printer.await?;
@@ -314,7 +306,7 @@ pub async fn run_local(
         .await
         .context("the transform SQL does not plan against raw_events")?;
     let mut ingest = Ingest::local(config, lake_dir)?;
-    let (notify, mut hours) = progress_printer();
+    let (notify, mut hours) = tokio::sync::mpsc::unbounded_channel();
     ingest.notify = Some(notify);
     let store = lake::store(lake_dir)?;
     let raw_dir = lake_dir.join(ingest::LOCAL_RAW_DIR);

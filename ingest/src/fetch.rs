@@ -97,7 +97,7 @@ impl Fetcher {
             match result {
                 Ok(Some(stored)) => {
                     tracing::info!(
-                        %hour, key = %stored.key, bytes = stored.bytes, source_bytes = stored.source_bytes,
+                        %hour, key = %stored.key, bytes = stored.bytes, source_bytes = stored.source_bytes, json_bytes = stored.json_bytes,
                         seconds = started.elapsed().as_secs_f64(), attempt, "stored"
                     );
                     return (Fetched::Stored(stored), attempt);
