@@ -199,18 +199,7 @@ fn main() {
         (0..runs)
             .map(|run| {
                 let lake = dir.join(format!("ingest-lake-{run}"));
-                let _ = std::fs::remove_dir_all(&lake);
-                let m = measure(
-                    Command::new(elt)
-                        .arg("transform")
-                        .arg("--lake")
-                        .arg(&lake)
-                        .arg(raw)
-                        .stdout(Stdio::null()),
-                );
-                assert!(m.ok, "elt transform failed");
-                let _ = std::fs::remove_dir_all(&lake);
-                m
+                common::transform(elt, &lake, raw, Stdio::null())
             })
             .collect()
     };

@@ -26,21 +26,15 @@ fn main() {
     let mut rss = Vec::new();
     let mut summary = serde_json::Value::Null;
     for run in 0..runs {
-        let lake = dir.join(format!("lake-{run}"));
-        let _ = std::fs::remove_dir_all(&lake);
-        let m = measure(
-            Command::new(elt)
-                .arg("transform")
-                .arg("--lake")
-                .arg(&lake)
-                .arg(&input)
-                .stdout(Stdio::piped()),
+        let m = common::transform(
+            elt,
+            &dir.join(format!("lake-{run}")),
+            &input,
+            Stdio::piped(),
         );
-        assert!(m.ok, "elt transform failed");
         summary = serde_json::from_str(m.stdout.trim()).expect("a summary line");
         walls.push(m.wall.as_secs_f64());
         rss.push(m.peak_rss_mib);
-        let _ = std::fs::remove_dir_all(&lake);
     }
     let gunzip = || {
         measure(

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -76,4 +76,20 @@ pub fn hour_file(elt: &str, events: u64) -> (PathBuf, PathBuf) {
         assert!(status.success(), "elt gen failed");
     }
     (dir, input)
+}
+
+/// `elt transform` of `raw` into a fresh lake at `lake` (removed afterwards), measured.
+pub fn transform(elt: &str, lake: &Path, raw: &Path, stdout: Stdio) -> Measured {
+    let _ = std::fs::remove_dir_all(lake);
+    let m = measure(
+        Command::new(elt)
+            .arg("transform")
+            .arg("--lake")
+            .arg(lake)
+            .arg(raw)
+            .stdout(stdout),
+    );
+    assert!(m.ok, "elt transform failed");
+    let _ = std::fs::remove_dir_all(lake);
+    m
 }

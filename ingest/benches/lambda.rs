@@ -49,14 +49,8 @@ async fn main() {
     for run in 0..runs {
         let world = AwsWorld::new(false).await;
         let (address, answers) = runtime_api(vec![SCHEDULE.to_string()]);
-        let mut command = world.command(env!("CARGO_BIN_EXE_ingest"), &[]);
+        let mut command = world.lambda(env!("CARGO_BIN_EXE_ingest"), &address);
         command
-            .env("AWS_LAMBDA_RUNTIME_API", &address)
-            .env("AWS_LAMBDA_FUNCTION_NAME", "ingest")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ingest")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
             .env("GHARCHIVE_BASE_URL", &mirror.url)
             .env("INGEST_START_HOUR", "2024-03-05-14")
             .env("INGEST_UNTIL_HOUR", "2024-03-05-14")

@@ -26,14 +26,8 @@ async fn the_lambda_answers_a_scheduled_event_with_the_run_record() {
     // The second invocation finds 2024-03-05-2 missing long after it ended: a failed run,
     // which the function reports as an error (so that Lambda's error alarms see it).
     let (address, answers) = runtime_api(vec![SCHEDULE.to_string(), SCHEDULE.to_string()]);
-    let mut command = world.command(env!("CARGO_BIN_EXE_ingest"), &[]);
+    let mut command = world.lambda(env!("CARGO_BIN_EXE_ingest"), &address);
     command
-        .env("AWS_LAMBDA_RUNTIME_API", &address)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "ingest")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ingest")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
         .env("GHARCHIVE_BASE_URL", &mirror.url)
         .env("INGEST_START_HOUR", "2024-03-05-0")
         .env("MAX_HOURS_PER_RUN", "2")

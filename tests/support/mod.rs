@@ -202,6 +202,20 @@ impl AwsWorld {
         body.matches("<Upload>").count()
     }
 
+    /// The Lambda binary `program` as Lambda starts it, talking to the Runtime API at
+    /// `runtime_api`, with this world's AWS settings.
+    pub fn lambda(&self, program: &str, runtime_api: &str) -> Command {
+        let mut command = self.command(program, &[]);
+        command
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "ingest")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/ingest")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test");
+        command
+    }
+
     /// `program` (`elt`, or a Lambda binary) with this world's AWS settings.
     pub fn command(&self, program: &str, args: &[&str]) -> Command {
         let mut command = Command::new(program);
