@@ -458,3 +458,118 @@ pub async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyho
     }
     Ok(())
 }
+
+/// `elt transform --aws s3://BUCKET/KEY…`: the transform Lambda's work on named objects.
+pub async fn transform_objects(
+    handler: &transform::handler::Handler,
+    urls: &[String],
+) -> anyhow::Result<()> {
+    transform::sql::validate(&handler.options.sql)
+        .await
+        .context("the transform SQL does not plan against raw_events")?;
+    let mut failed = 0;
+    for url in urls {
+        let Some((bucket, key)) = url
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            bail!("`{url}` is not s3://BUCKET/KEY");
+        };
+        match handler.transform_object(bucket, key).await {
+            Ok(summary) => print_json_line(&summary)?,
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {url}: {e:#}");
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} of {} objects failed", urls.len());
+    }
+    Ok(())
+}
+
+/// How `elt worker` polls its queue.
+pub struct Poll {
+    pub batch: i32,
+    pub visibility: Option<i32>,
+    pub wait: i32,
+    pub until_idle: bool,
+}
+
+/// `elt worker`: receive batches, hand each message to the handler, delete those that succeeded
+/// and leave failures to come back, as Lambda's event source mapping does.
+pub async fn worker(
+    handler: &transform::handler::Handler,
+    queue_url: &str,
+    poll: Poll,
+) -> anyhow::Result<()> {
+    use transform::handler::Handled;
+    transform::sql::validate(&handler.options.sql)
+        .await
+        .context("the transform SQL does not plan against raw_events")?;
+    let sdk = adapters::aws::sdk_config().await;
+    let queue = adapters::queue::SqsQueue::new(&sdk, queue_url);
+    let (mut done, mut ignored, mut failed) = (0usize, 0usize, 0usize);
+    loop {
+        let messages = queue
+            .receive(poll.batch, poll.wait, poll.visibility)
+            .await?;
+        if messages.is_empty() {
+            if poll.until_idle {
+                break;
+            }
+            continue;
+        }
+        for message in messages {
+            match handler.handle_message(&message.body).await {
+                Ok(Handled::Transformed(summaries)) => {
+                    for summary in &summaries {
+                        print_json_line(summary)?;
+                    }
+                    queue.delete(&message.receipt_handle).await?;
+                    done += 1;
+                }
+                Ok(Handled::Ignored(reason)) => {
+                    eprintln!("message {}: ignored: {reason}", message.id);
+                    queue.delete(&message.receipt_handle).await?;
+                    ignored += 1;
+                }
+                Err(e) => {
+                    eprintln!(
+                        "error: message {} (received {} times) failed, left for redelivery: {e:#}",
+                        message.id, message.receive_count
+                    );
+                    failed += 1;
+                }
+            }
+        }
+    }
+    eprintln!("worker idle: {done} messages done, {ignored} ignored, {failed} failures left for redelivery");
+    Ok(())
+}
+
+/// `elt redrive`: move parked messages from a dead-letter queue back to their queue.
+pub async fn redrive(from: &str, to: &str, max: Option<usize>) -> anyhow::Result<()> {
+    let sdk = adapters::aws::sdk_config().await;
+    let (dlq, queue) = (
+        adapters::queue::SqsQueue::new(&sdk, from),
+        adapters::queue::SqsQueue::new(&sdk, to),
+    );
+    let limit = max.unwrap_or(usize::MAX);
+    let mut moved = 0usize;
+    while moved < limit {
+        let want = i32::try_from((limit - moved).min(10)).unwrap_or(10);
+        let messages = dlq.receive(want, 1, Some(30)).await?;
+        if messages.is_empty() {
+            break;
+        }
+        for message in messages {
+            // Sent before it is deleted: a failure in between leaves a copy, never a loss.
+            queue.send(&message.body).await?;
+            dlq.delete(&message.receipt_handle).await?;
+            moved += 1;
+        }
+    }
+    print_json_line(&serde_json::json!({"moved": moved, "from": from, "to": to}))
+}

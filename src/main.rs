@@ -55,6 +55,56 @@ impl TargetArgs {
     }
 }
 
+/// Where the transform works on AWS.
+#[derive(clap::Args, Clone)]
+struct AwsTransformArgs {
+    /// The curated bucket (Parquet and quarantine).
+    #[arg(long, env = "CURATED_BUCKET")]
+    curated_bucket: Option<String>,
+    /// Key prefix of raw files; notifications for other keys are acknowledged and ignored.
+    #[arg(long, env = "RAW_PREFIX", default_value = events::DEFAULT_RAW_PREFIX)]
+    raw_prefix: String,
+    /// The DynamoDB table of job items.
+    #[arg(long, env = "JOBS_TABLE", default_value = "jobs")]
+    jobs_table: String,
+    /// The DynamoDB table of run records.
+    #[arg(long, env = "JOB_RUNS_TABLE", default_value = "job_run_details")]
+    job_runs_table: String,
+}
+
+/// The transform's own settings.
+#[derive(clap::Args, Clone)]
+struct TransformArgs {
+    /// Key prefix of the Parquet table.
+    #[arg(long, env = "CURATED_PREFIX", default_value = events::DEFAULT_CURATED_PREFIX)]
+    curated_prefix: String,
+    /// The transform SQL over `raw_events` (default: the built-in transform/sql/ghactivity.sql).
+    #[arg(long, env = "TRANSFORM_SQL")]
+    sql: Option<PathBuf>,
+    /// Key prefix of the quarantine files.
+    #[arg(long, env = "REJECTS_PREFIX", default_value = events::DEFAULT_REJECTS_PREFIX)]
+    rejects_prefix: String,
+}
+
+impl AwsTransformArgs {
+    async fn handler(
+        self,
+        options: transform::TransformOptions,
+    ) -> anyhow::Result<transform::handler::Handler> {
+        let bucket = self
+            .curated_bucket
+            .ok_or_else(|| anyhow::anyhow!("CURATED_BUCKET is not set"))?;
+        transform::handler::Handler::aws(
+            self.raw_prefix,
+            options,
+            &bucket,
+            &self.jobs_table,
+            &self.job_runs_table,
+        )
+        .await
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Ingest the GHArchive hours due after the job's bookmark, as the scheduled Lambda does.
@@ -128,9 +178,51 @@ enum Command {
         /// Start a new Parquet part once the current one reaches this many MiB.
         #[arg(long, default_value_t = transform::DEFAULT_MAX_PART_BYTES / (1024 * 1024))]
         max_part_mib: u64,
-        /// Raw hour files to transform.
+        #[command(flatten)]
+        on_aws: AwsTransformArgs,
+        /// Transform raw objects on AWS (s3://BUCKET/KEY) into CURATED_BUCKET, as the Lambda
+        /// does, instead of local files into the lake.
+        #[arg(long)]
+        aws: bool,
+        /// Raw hour files to transform (with --aws: s3://BUCKET/KEY).
         #[arg(required = true)]
-        files: Vec<PathBuf>,
+        files: Vec<String>,
+    },
+    /// Work an SQS queue of raw-bucket notifications as the transform Lambda's event source
+    /// mapping does: receive a batch, transform each file, delete what succeeded, leave failures
+    /// to come back (and, after maxReceiveCount, go to the dead-letter queue).
+    Worker {
+        /// The queue URL.
+        #[arg(long, env = "QUEUE_URL")]
+        queue: String,
+        /// Messages per receive (1–10).
+        #[arg(long, default_value_t = 10)]
+        batch: i32,
+        /// Seconds a received message stays invisible to other consumers.
+        #[arg(long)]
+        visibility: Option<i32>,
+        /// Long-poll wait in seconds (0–20).
+        #[arg(long, default_value_t = 20)]
+        wait: i32,
+        /// Exit once a receive comes back empty.
+        #[arg(long)]
+        until_idle: bool,
+        #[command(flatten)]
+        aws: AwsTransformArgs,
+        #[command(flatten)]
+        transform: TransformArgs,
+    },
+    /// Move messages parked in a dead-letter queue back to their queue (receive, send, delete).
+    Redrive {
+        /// The dead-letter queue URL.
+        #[arg(long)]
+        from: String,
+        /// The queue URL to move them to.
+        #[arg(long)]
+        to: String,
+        /// Move at most this many.
+        #[arg(long)]
+        max: Option<usize>,
     },
     /// Query the lake with SQL (DataFusion); the table is `ghactivity`, with `year`, `month` and
     /// `dayofmonth` as partition columns.
@@ -196,6 +288,8 @@ fn main() -> ExitCode {
                 rejects_prefix,
                 max_line_bytes,
                 max_part_mib,
+                on_aws,
+                aws,
                 files,
             } => {
                 let options = commands::transform_options(
@@ -205,8 +299,40 @@ fn main() -> ExitCode {
                     max_line_bytes,
                     max_part_mib,
                 )?;
-                commands::transform_files(&lake.lake, &files, &options).await
+                if aws {
+                    let handler = on_aws.handler(options).await?;
+                    commands::transform_objects(&handler, &files).await
+                } else {
+                    let files: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
+                    commands::transform_files(&lake.lake, &files, &options).await
+                }
             }
+            Command::Worker {
+                queue,
+                batch,
+                visibility,
+                wait,
+                until_idle,
+                aws,
+                transform,
+            } => {
+                let options = commands::transform_options(
+                    transform.sql.as_deref(),
+                    transform.curated_prefix,
+                    transform.rejects_prefix,
+                    transform::DEFAULT_MAX_LINE_BYTES,
+                    transform::DEFAULT_MAX_PART_BYTES / (1024 * 1024),
+                )?;
+                let handler = aws.handler(options).await?;
+                let poll = commands::Poll {
+                    batch,
+                    visibility,
+                    wait,
+                    until_idle,
+                };
+                commands::worker(&handler, &queue, poll).await
+            }
+            Command::Redrive { from, to, max } => commands::redrive(&from, &to, max).await,
             Command::Ingest { target, config } => {
                 commands::ingest_once(&target.target(), config).await
             }

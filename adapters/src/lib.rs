@@ -10,6 +10,7 @@ pub mod aws;
 pub mod dynamo;
 pub mod jobs;
 pub mod objects;
+pub mod queue;
 pub mod sqlite;
 pub mod telemetry;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 /// The S3 bucket `bucket`, configured from the standard AWS variables (credentials, `AWS_REGION`,
 /// `AWS_ENDPOINT_URL`). Requests are path-style, which emulators need and AWS accepts.
@@ -32,4 +32,57 @@ pub fn folder(dir: &Path) -> anyhow::Result<Arc<dyn ObjectStore>> {
     let store = LocalFileSystem::new_with_prefix(dir)
         .with_context(|| format!("opening {} as a store", dir.display()))?;
     Ok(Arc::new(store))
+}
+
+/// Opens `key` for reading as a blocking `Read` (for the transform's reader thread): the object
+/// is streamed by a task on the current runtime through a small bounded channel, so no more than
+/// a few chunks are held. Returns the reader and the object's size.
+pub async fn open_reader(
+    store: Arc<dyn ObjectStore>,
+    key: &str,
+) -> anyhow::Result<(Box<dyn std::io::Read + Send>, u64)> {
+    use futures::StreamExt;
+    let location = object_store::path::Path::from(key);
+    let result = store
+        .get(&location)
+        .await
+        .with_context(|| format!("reading {key}"))?;
+    let size = result.meta.size;
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    let mut stream = result.into_stream();
+    tokio::spawn(async move {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()));
+            let failed = chunk.is_err();
+            if sender.send(chunk).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    Ok((
+        Box::new(StreamReader {
+            receiver,
+            current: bytes::Bytes::new(),
+        }),
+        size,
+    ))
+}
+
+struct StreamReader {
+    receiver: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    current: bytes::Bytes,
+}
+
+impl std::io::Read for StreamReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.receiver.blocking_recv() {
+                None => return Ok(0),
+                Some(chunk) => self.current = chunk?,
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
 }

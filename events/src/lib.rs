@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub mod jobs;
+pub mod notifications;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};

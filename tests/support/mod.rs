@@ -99,6 +99,7 @@ pub fn aws_env(command: &mut Command) -> &mut Command {
 
 /// One test's bucket and tables in the emulator.
 pub struct AwsWorld {
+    pub sdk: aws_config::SdkConfig,
     pub bucket: String,
     pub jobs_table: String,
     pub runs_table: String,
@@ -118,6 +119,7 @@ impl AwsWorld {
             .load()
             .await;
         let world = AwsWorld {
+            sdk: sdk.clone(),
             bucket: unique("raw"),
             jobs_table: unique("jobs"),
             runs_table: unique("job_run_details"),
@@ -144,10 +146,27 @@ impl AwsWorld {
     }
 
     async fn s3(&self, method: reqwest::Method, path: &str, body: Option<&str>) -> Vec<u8> {
-        let url = format!("{}/{}{path}", moto().endpoint, self.bucket);
+        self.s3_in(
+            &self.bucket,
+            method,
+            path,
+            body.map(|b| b.as_bytes().to_vec()),
+        )
+        .await
+    }
+
+    /// An unsigned request to moto's S3: `path` follows the bucket name.
+    pub async fn s3_in(
+        &self,
+        bucket: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Vec<u8> {
+        let url = format!("{}/{bucket}{path}", moto().endpoint);
         let mut request = self.http.request(method, &url);
         if let Some(body) = body {
-            request = request.body(body.to_string());
+            request = request.body(body);
         }
         let response = request.send().await.expect("moto answers");
         assert!(

@@ -13,6 +13,7 @@
 //! Outputs are written under temporary names and renamed into place only when the whole file has
 //! succeeded; stale parts of an earlier run are then removed. A file that fails leaves nothing.
 
+pub mod handler;
 mod input;
 mod objects;
 mod parse;

@@ -1,0 +1,218 @@
+//! The event path's handler: SQS messages holding S3 notifications → one transform per raw
+//! object, curated parts and quarantine written to the curated store, a run record per file.
+//! Shared by the transform Lambda (`src/main.rs`), `elt worker` and `elt transform --aws`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use adapters::JobStore;
+use anyhow::Context;
+use events::notifications::{parse_s3_notification, Notification};
+use events::{Hour, TransformSummary};
+use object_store::ObjectStore;
+use tracing::Instrument;
+
+use crate::{transform, RawFile, TransformOptions};
+
+/// `job_id` of the transform's run records in `job_run_details`.
+pub const TRANSFORM_JOB_ID: &str = "transform";
+
+/// Opens the raw store of a bucket named in a notification.
+pub type OpenBucket = Box<dyn Fn(&str) -> anyhow::Result<Arc<dyn ObjectStore>> + Send + Sync>;
+
+pub struct Handler {
+    pub raw_prefix: String,
+    pub options: TransformOptions,
+    pub curated: Arc<dyn ObjectStore>,
+    open_bucket: OpenBucket,
+    buckets: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    pub jobs: Option<Arc<dyn JobStore>>,
+    /// Print each file's numbers as CloudWatch Embedded Metric Format (on Lambda).
+    pub emit_metrics: bool,
+}
+
+/// What a message came to when it did not fail.
+#[derive(Debug)]
+pub enum Handled {
+    Transformed(Vec<TransformSummary>),
+    /// Nothing to do (a test event, a key outside the raw prefix or not an hour file); why.
+    Ignored(String),
+}
+
+impl Handler {
+    pub fn new(
+        raw_prefix: String,
+        options: TransformOptions,
+        curated: Arc<dyn ObjectStore>,
+        open_bucket: OpenBucket,
+        jobs: Option<Arc<dyn JobStore>>,
+    ) -> Handler {
+        Handler {
+            raw_prefix,
+            options,
+            curated,
+            open_bucket,
+            buckets: Mutex::default(),
+            jobs,
+            emit_metrics: false,
+        }
+    }
+
+    /// The handler on AWS: the curated bucket `curated_bucket`, raw buckets as notified, run
+    /// records in `runs_table`.
+    pub async fn aws(
+        raw_prefix: String,
+        options: TransformOptions,
+        curated_bucket: &str,
+        jobs_table: &str,
+        runs_table: &str,
+    ) -> anyhow::Result<Handler> {
+        let curated = adapters::objects::s3(curated_bucket)?;
+        let sdk = adapters::aws::sdk_config().await;
+        let jobs = adapters::DynamoJobStore::new(&sdk, jobs_table, runs_table);
+        Ok(Handler::new(
+            raw_prefix,
+            options,
+            curated,
+            Box::new(|bucket: &str| adapters::objects::s3(bucket)),
+            Some(Arc::new(jobs)),
+        ))
+    }
+
+    /// Handles one message body. An error means the message should come back (and, after
+    /// `maxReceiveCount`, go to the dead-letter queue).
+    pub async fn handle_message(&self, body: &str) -> anyhow::Result<Handled> {
+        let objects = match parse_s3_notification(body)? {
+            Notification::Test => return Ok(Handled::Ignored("s3:TestEvent".into())),
+            Notification::Objects(objects) => objects,
+        };
+        let mut summaries = Vec::new();
+        let mut ignored = Vec::new();
+        for object in objects {
+            let location = format!("s3://{}/{}", object.bucket, object.key);
+            if !object.event_name.is_empty() && !object.event_name.starts_with("ObjectCreated") {
+                ignored.push(format!("{location}: {}", object.event_name));
+                continue;
+            }
+            if !object.key.starts_with(&self.raw_prefix) {
+                ignored.push(format!("{location}: outside {}", self.raw_prefix));
+                continue;
+            }
+            if let Err(e) = Hour::from_file_name(&object.key) {
+                ignored.push(format!("{location}: {e}"));
+                continue;
+            }
+            summaries.push(self.transform_object(&object.bucket, &object.key).await?);
+        }
+        for reason in &ignored {
+            tracing::info!(reason, "ignored");
+        }
+        if summaries.is_empty() {
+            return Ok(Handled::Ignored(ignored.join("; ")));
+        }
+        Ok(Handled::Transformed(summaries))
+    }
+
+    /// Transforms one raw object and records the run.
+    pub async fn transform_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> anyhow::Result<TransformSummary> {
+        let started_at = chrono::Utc::now();
+        let clock = Instant::now();
+        let location = format!("s3://{bucket}/{key}");
+        let result = self
+            .transform_object_inner(bucket, key)
+            .instrument(tracing::info_span!("file", file = %location))
+            .await;
+        let seconds = clock.elapsed().as_secs_f64();
+        let mut record = serde_json::json!({
+            "source": location,
+            "started_at": started_at,
+            "seconds": seconds,
+        });
+        match &result {
+            Ok(summary) => {
+                tracing::info!(file = %location, rows = summary.rows, duplicates = summary.duplicates, rejected = summary.rejected, seconds, "transformed");
+                record["status"] = "ok".into();
+                record["summary"] = serde_json::to_value(summary)?;
+                if self.emit_metrics {
+                    println!("{}", metrics_line(summary, &location));
+                }
+            }
+            Err(e) => {
+                tracing::error!(file = %location, error = format!("{e:#}"), "transform failed");
+                record["status"] = "error".into();
+                record["error"] = format!("{e:#}").into();
+            }
+        }
+        if let Some(jobs) = &self.jobs {
+            jobs.add_run(TRANSFORM_JOB_ID, started_at.timestamp_millis(), &record)
+                .await
+                .context("recording the transform run")?;
+        }
+        result
+    }
+
+    async fn transform_object_inner(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> anyhow::Result<TransformSummary> {
+        let (hour, _) = Hour::from_file_name(key)?;
+        let store = self.bucket(bucket)?;
+        let (body, _size) = adapters::objects::open_reader(store, key).await?;
+        let file = RawFile {
+            source: key.rsplit('/').next().unwrap_or(key).to_string(),
+            hour,
+            body,
+            progress: Arc::default(),
+        };
+        transform(file, self.curated.clone(), &self.options)
+            .await
+            .with_context(|| format!("transforming s3://{bucket}/{key}"))
+    }
+
+    fn bucket(&self, name: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the bucket cache was poisoned"))?;
+        if let Some(store) = buckets.get(name) {
+            return Ok(store.clone());
+        }
+        let store = (self.open_bucket)(name)?;
+        buckets.insert(name.to_string(), store.clone());
+        Ok(store)
+    }
+}
+
+/// One file's numbers as a CloudWatch Embedded Metric Format log line.
+fn metrics_line(summary: &TransformSummary, location: &str) -> serde_json::Value {
+    let metric = |name: &str, unit: &str| serde_json::json!({"Name": name, "Unit": unit});
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": chrono::Utc::now().timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": "gh-elt",
+                "Dimensions": [["Stage"]],
+                "Metrics": [
+                    metric("Rows", "Count"),
+                    metric("Duplicates", "Count"),
+                    metric("Rejected", "Count"),
+                    metric("RawBytes", "Bytes"),
+                    metric("Seconds", "Seconds"),
+                ],
+            }],
+        },
+        "Stage": "transform",
+        "Rows": summary.rows,
+        "Duplicates": summary.duplicates,
+        "Rejected": summary.rejected,
+        "RawBytes": summary.raw_bytes,
+        "Seconds": summary.seconds,
+        "file": location,
+    })
+}
