@@ -348,6 +348,28 @@ async fn a_duplicate_delivery_leaves_the_lake_unchanged() {
     let (again, _) = path.worker();
     assert_eq!(again.len(), 2);
     assert_eq!(again[0].outputs, first[0].outputs, "the same keys");
+    // And once more by hand: `elt transform --aws` runs the same handler on the object.
+    let by_hand = path
+        .world
+        .command(
+            env!("CARGO_BIN_EXE_elt"),
+            &[
+                "transform",
+                "--aws",
+                &format!("s3://{}/{key}", path.world.bucket),
+            ],
+        )
+        .env("CURATED_BUCKET", &path.curated)
+        .output()
+        .unwrap();
+    assert!(
+        by_hand.status.success(),
+        "{}",
+        String::from_utf8_lossy(&by_hand.stderr)
+    );
+    let summary: TransformSummary = serde_json::from_slice(&by_hand.stdout).unwrap();
+    assert_eq!(summary.outputs, first[0].outputs);
+
     let after = path.curated_objects().await;
     assert_eq!(
         before.keys().collect::<Vec<_>>(),
