@@ -55,56 +55,6 @@ impl TargetArgs {
     }
 }
 
-/// Where the transform works on AWS.
-#[derive(clap::Args, Clone)]
-struct AwsTransformArgs {
-    /// The curated bucket (Parquet and quarantine).
-    #[arg(long, env = "CURATED_BUCKET")]
-    curated_bucket: Option<String>,
-    /// Key prefix of raw files; notifications for other keys are acknowledged and ignored.
-    #[arg(long, env = "RAW_PREFIX", default_value = events::DEFAULT_RAW_PREFIX)]
-    raw_prefix: String,
-    /// The DynamoDB table of job items.
-    #[arg(long, env = "JOBS_TABLE", default_value = "jobs")]
-    jobs_table: String,
-    /// The DynamoDB table of run records.
-    #[arg(long, env = "JOB_RUNS_TABLE", default_value = "job_run_details")]
-    job_runs_table: String,
-}
-
-/// The transform's own settings.
-#[derive(clap::Args, Clone)]
-struct TransformArgs {
-    /// Key prefix of the Parquet table.
-    #[arg(long, env = "CURATED_PREFIX", default_value = events::DEFAULT_CURATED_PREFIX)]
-    curated_prefix: String,
-    /// The transform SQL over `raw_events` (default: the built-in transform/sql/ghactivity.sql).
-    #[arg(long, env = "TRANSFORM_SQL")]
-    sql: Option<PathBuf>,
-    /// Key prefix of the quarantine files.
-    #[arg(long, env = "REJECTS_PREFIX", default_value = events::DEFAULT_REJECTS_PREFIX)]
-    rejects_prefix: String,
-}
-
-impl AwsTransformArgs {
-    async fn handler(
-        self,
-        options: transform::TransformOptions,
-    ) -> anyhow::Result<transform::handler::Handler> {
-        let bucket = self
-            .curated_bucket
-            .ok_or_else(|| anyhow::anyhow!("CURATED_BUCKET is not set"))?;
-        transform::handler::Handler::aws(
-            self.raw_prefix,
-            options,
-            &bucket,
-            &self.jobs_table,
-            &self.job_runs_table,
-        )
-        .await
-    }
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Ingest the GHArchive hours due after the job's bookmark, as the scheduled Lambda does.
@@ -179,7 +129,7 @@ enum Command {
         #[arg(long, default_value_t = transform::DEFAULT_MAX_PART_BYTES / (1024 * 1024))]
         max_part_mib: u64,
         #[command(flatten)]
-        on_aws: AwsTransformArgs,
+        on_aws: transform::handler::AwsTarget,
         /// Transform raw objects on AWS (s3://BUCKET/KEY) into CURATED_BUCKET, as the Lambda
         /// does, instead of local files into the lake.
         #[arg(long)]
@@ -208,9 +158,9 @@ enum Command {
         #[arg(long)]
         until_idle: bool,
         #[command(flatten)]
-        aws: AwsTransformArgs,
+        aws: transform::handler::AwsTarget,
         #[command(flatten)]
-        transform: TransformArgs,
+        transform: transform::handler::TransformSettings,
     },
     /// Move messages parked in a dead-letter queue back to their queue (receive, send, delete).
     Redrive {
@@ -316,14 +266,7 @@ fn main() -> ExitCode {
                 aws,
                 transform,
             } => {
-                let options = commands::transform_options(
-                    transform.sql.as_deref(),
-                    transform.curated_prefix,
-                    transform.rejects_prefix,
-                    transform::DEFAULT_MAX_LINE_BYTES,
-                    transform::DEFAULT_MAX_PART_BYTES / (1024 * 1024),
-                )?;
-                let handler = aws.handler(options).await?;
+                let handler = aws.handler(transform.options()?).await?;
                 let poll = commands::Poll {
                     batch,
                     visibility,

@@ -3,6 +3,7 @@
 //! Shared by the transform Lambda (`src/main.rs`), `elt worker` and `elt transform --aws`.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -14,6 +15,79 @@ use object_store::ObjectStore;
 use tracing::Instrument;
 
 use crate::{transform, RawFile, TransformOptions};
+
+/// Where the transform works on AWS.
+#[derive(clap::Args, Clone, Debug)]
+pub struct AwsTarget {
+    /// The curated bucket (Parquet and quarantine).
+    #[arg(long, env = "CURATED_BUCKET")]
+    pub curated_bucket: Option<String>,
+    /// Key prefix of raw files; notifications for other keys are acknowledged and ignored.
+    #[arg(long, env = "RAW_PREFIX", default_value = events::DEFAULT_RAW_PREFIX)]
+    pub raw_prefix: String,
+    /// The DynamoDB table of job items.
+    #[arg(long, env = "JOBS_TABLE", default_value = "jobs")]
+    pub jobs_table: String,
+    /// The DynamoDB table of run records.
+    #[arg(long, env = "JOB_RUNS_TABLE", default_value = "job_run_details")]
+    pub job_runs_table: String,
+}
+
+/// The transform's own settings (the SQL and where its outputs go in the curated store).
+#[derive(clap::Args, Clone, Debug)]
+pub struct TransformSettings {
+    /// Key prefix of the Parquet table.
+    #[arg(long, env = "CURATED_PREFIX", default_value = events::DEFAULT_CURATED_PREFIX)]
+    pub curated_prefix: String,
+    /// The transform SQL over `raw_events` (default: the built-in transform/sql/ghactivity.sql).
+    #[arg(long, env = "TRANSFORM_SQL")]
+    pub sql: Option<PathBuf>,
+    /// Key prefix of the quarantine files.
+    #[arg(long, env = "REJECTS_PREFIX", default_value = events::DEFAULT_REJECTS_PREFIX)]
+    pub rejects_prefix: String,
+}
+
+impl AwsTarget {
+    /// The handler on AWS for these settings.
+    pub async fn handler(self, options: TransformOptions) -> anyhow::Result<Handler> {
+        let bucket = self
+            .curated_bucket
+            .ok_or_else(|| anyhow::anyhow!("CURATED_BUCKET is not set"))?;
+        Handler::aws(
+            self.raw_prefix,
+            options,
+            &bucket,
+            &self.jobs_table,
+            &self.job_runs_table,
+        )
+        .await
+    }
+}
+
+impl TransformSettings {
+    /// The engine's options for these settings (the SQL file read, when one is named).
+    pub fn options(&self) -> anyhow::Result<TransformOptions> {
+        let mut options = TransformOptions {
+            curated_prefix: self.curated_prefix.clone(),
+            rejects_prefix: self.rejects_prefix.clone(),
+            ..TransformOptions::default()
+        };
+        if let Some(path) = &self.sql {
+            options.sql = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the SQL file {}", path.display()))?;
+        }
+        Ok(options)
+    }
+}
+
+/// The Lambda's settings: the same variables as `elt worker`, from the environment alone.
+#[derive(clap::Parser, Debug)]
+pub struct LambdaSettings {
+    #[command(flatten)]
+    pub target: AwsTarget,
+    #[command(flatten)]
+    pub transform: TransformSettings,
+}
 
 /// `job_id` of the transform's run records in `job_run_details`.
 pub const TRANSFORM_JOB_ID: &str = "transform";

@@ -4,32 +4,15 @@
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use transform::handler::{Handled, Handler};
+use transform::handler::{Handled, LambdaSettings};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     adapters::telemetry::init_logging("info");
-    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
-    let curated_bucket =
-        std::env::var("CURATED_BUCKET").map_err(|_| "CURATED_BUCKET is not set")?;
-    let mut options = transform::TransformOptions {
-        curated_prefix: env("CURATED_PREFIX", events::DEFAULT_CURATED_PREFIX),
-        rejects_prefix: env("REJECTS_PREFIX", events::DEFAULT_REJECTS_PREFIX),
-        ..transform::TransformOptions::default()
-    };
-    if let Ok(path) = std::env::var("TRANSFORM_SQL") {
-        options.sql = std::fs::read_to_string(&path)
-            .map_err(|e| format!("reading TRANSFORM_SQL {path}: {e}"))?;
-    }
+    let settings = <LambdaSettings as clap::Parser>::try_parse_from(["transform"])?;
+    let options = settings.transform.options()?;
     transform::sql::validate(&options.sql).await?;
-    let mut handler = Handler::aws(
-        env("RAW_PREFIX", events::DEFAULT_RAW_PREFIX),
-        options,
-        &curated_bucket,
-        &env("JOBS_TABLE", "jobs"),
-        &env("JOB_RUNS_TABLE", "job_run_details"),
-    )
-    .await?;
+    let mut handler = settings.target.handler(options).await?;
     handler.emit_metrics = true;
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
