@@ -61,9 +61,7 @@ pub async fn transform_files(
     files: &[PathBuf],
     options: &TransformOptions,
 ) -> anyhow::Result<()> {
-    transform::sql::validate(&options.sql)
-        .await
-        .context("the transform SQL does not plan against raw_events")?;
+    transform::sql::validate(&options.sql).await?;
     let store = lake::store(lake_dir)?;
     let mut failed = 0;
     for path in files {
@@ -265,30 +263,35 @@ fn report_run(run: &IngestRun) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `elt ingest`: one run, as the scheduled Lambda does it.
-pub async fn ingest_once(target: &Target, config: IngestConfig) -> anyhow::Result<()> {
-    let mut ingest = build_ingest(target, config).await?;
-    let printer = print_progress(&mut ingest);
-    let run = ingest.run(None).await;
-    drop(ingest);
-    printer.await?;
-    report_run(&run?)
+/// What `elt ingest` and `elt backfill` ask of the ingest.
+pub enum IngestWork {
+    /// One run, as the scheduled Lambda does it.
+    Run,
+    /// The hours from `config.start_hour` to `to`, the bookmark untouched.
+    Backfill {
+        to: Hour,
+        parallel: usize,
+        force: bool,
+    },
 }
 
-/// `elt backfill`
-pub async fn backfill(
-    target: &Target,
-    config: IngestConfig,
-    to: Hour,
-    parallel: usize,
-    force: bool,
-) -> anyhow::Result<()> {
-    let from = config
-        .start_hour
-        .ok_or_else(|| anyhow::anyhow!("backfill needs --from HOUR"))?;
+/// `elt ingest` and `elt backfill`: the work with a line per hour on stderr, then the run record
+/// on stdout.
+pub async fn ingest(target: &Target, config: IngestConfig, work: IngestWork) -> anyhow::Result<()> {
+    let from = config.start_hour;
     let mut ingest = build_ingest(target, config).await?;
     let printer = print_progress(&mut ingest);
-    let run = ingest.backfill(from, to, parallel, force).await;
+    let run = match work {
+        IngestWork::Run => ingest.run(None).await,
+        IngestWork::Backfill {
+            to,
+            parallel,
+            force,
+        } => match from {
+            Some(from) => ingest.backfill(from, to, parallel, force).await,
+            None => Err(anyhow::anyhow!("backfill needs --from HOUR")),
+        },
+    };
     drop(ingest);
     printer.await?;
     report_run(&run?)
@@ -302,9 +305,7 @@ pub async fn run_local(
     config: IngestConfig,
     options: TransformOptions,
 ) -> anyhow::Result<()> {
-    transform::sql::validate(&options.sql)
-        .await
-        .context("the transform SQL does not plan against raw_events")?;
+    transform::sql::validate(&options.sql).await?;
     let mut ingest = Ingest::local(config, lake_dir)?;
     let (notify, mut hours) = tokio::sync::mpsc::unbounded_channel();
     ingest.notify = Some(notify);
@@ -464,9 +465,7 @@ pub async fn transform_objects(
     handler: &transform::handler::Handler,
     urls: &[String],
 ) -> anyhow::Result<()> {
-    transform::sql::validate(&handler.options.sql)
-        .await
-        .context("the transform SQL does not plan against raw_events")?;
+    transform::sql::validate(&handler.options.sql).await?;
     let mut failed = 0;
     for url in urls {
         let Some((bucket, key)) = url
@@ -505,9 +504,7 @@ pub async fn worker(
     poll: Poll,
 ) -> anyhow::Result<()> {
     use transform::handler::Handled;
-    transform::sql::validate(&handler.options.sql)
-        .await
-        .context("the transform SQL does not plan against raw_events")?;
+    transform::sql::validate(&handler.options.sql).await?;
     let sdk = adapters::aws::sdk_config().await;
     let queue = adapters::queue::SqsQueue::new(&sdk, queue_url);
     let (mut done, mut ignored, mut failed) = (0usize, 0usize, 0usize);

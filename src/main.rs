@@ -277,7 +277,7 @@ fn main() -> ExitCode {
             }
             Command::Redrive { from, to, max } => commands::redrive(&from, &to, max).await,
             Command::Ingest { target, config } => {
-                commands::ingest_once(&target.target(), config).await
+                commands::ingest(&target.target(), config, commands::IngestWork::Run).await
             }
             Command::Backfill {
                 target,
@@ -285,7 +285,14 @@ fn main() -> ExitCode {
                 to,
                 parallel,
                 force,
-            } => commands::backfill(&target.target(), config, to, parallel, force).await,
+            } => {
+                let work = commands::IngestWork::Backfill {
+                    to,
+                    parallel,
+                    force,
+                };
+                commands::ingest(&target.target(), config, work).await
+            }
             Command::Run {
                 lake,
                 config,

@@ -52,12 +52,16 @@ pub(crate) async fn execute(
     frame.execute_stream().await
 }
 
-/// Checks that `sql` plans against `raw_events`, without reading anything.
-pub async fn validate(sql: &str) -> Result<SchemaRef> {
+/// Checks that `sql` plans against `raw_events`, without reading anything: every entry point
+/// calls this before its first file, so a bad SQL fails at once with this message.
+pub async fn validate(sql: &str) -> anyhow::Result<SchemaRef> {
     let (_, empty) =
         futures::channel::mpsc::channel::<Result<datafusion::arrow::record_batch::RecordBatch>>(1);
     let stream = Box::pin(RecordBatchStreamAdapter::new(raw_events_schema(), empty));
-    Ok(execute(sql, stream).await?.schema())
+    let planned = execute(sql, stream).await.map_err(|e| {
+        anyhow::Error::new(e).context("the transform SQL does not plan against raw_events")
+    })?;
+    Ok(planned.schema())
 }
 
 /// `raw_events` as a table that can be scanned once: the stream of the file being transformed.
