@@ -393,11 +393,14 @@ pub async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyho
         None => writeln!(out, "  not set up yet: the first run creates it")?,
         Some(job) => {
             match &job.job_run_bookmark_details {
-                None => writeln!(
-                    out,
-                    "  bookmark: none yet (starts {} days before the first run's day)",
-                    job.baseline_days
-                )?,
+                None => match job.baseline_day {
+                    Some(day) => writeln!(out, "  bookmark: none yet (starts at {day} 00:00 UTC)")?,
+                    None => writeln!(
+                        out,
+                        "  bookmark: none yet (starts {} days before the first run's day)",
+                        job.baseline_days
+                    )?,
+                },
                 Some(b) => writeln!(
                     out,
                     "  bookmark: {} ({}, {} by run {}); next hour {}",

@@ -210,6 +210,11 @@ async fn first_run_starts_at_the_baseline_and_catches_up_across_days() {
     let job = job(&world).await;
     assert_eq!(bookmark(&job).as_deref(), Some("2024-03-06-1"));
     assert_eq!(job.baseline_days, 1);
+    assert_eq!(
+        job.baseline_day.map(|d| d.to_string()).as_deref(),
+        Some("2024-03-05"),
+        "the first run pins the baseline day"
+    );
     assert!(job.lease.is_none(), "the lease is released");
     let records = runs(&world).await;
     assert_eq!(records.len(), 4, "one record per run");

@@ -162,6 +162,7 @@ mod tests {
         Job {
             job_id: "j".into(),
             baseline_days: 3,
+            baseline_day: None,
             job_run_bookmark_details: None,
             version,
             lease: None,

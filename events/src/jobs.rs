@@ -1,7 +1,7 @@
 //! Job state as stored in the `jobs` and `job_run_details` tables (DynamoDB on AWS, SQLite
 //! locally). Field names are the item's attribute names.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Hour;
@@ -13,8 +13,14 @@ pub const DEFAULT_INGEST_JOB_ID: &str = "ghactivity_ingest";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     pub job_id: String,
-    /// A job without a bookmark starts at 00:00 UTC of today minus this many days.
+    /// A job without a bookmark (and without `baseline_day`) starts at 00:00 UTC of today minus
+    /// this many days.
     pub baseline_days: u32,
+    /// The day a job without a bookmark starts at (00:00 UTC), e.g. `2024-03-05`. Pinned when the
+    /// job is created (by `infra/init.sh` or the first run), so the start does not drift while
+    /// nothing has been ingested yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_day: Option<NaiveDate>,
     /// The last hour done, as the original project stored it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_run_bookmark_details: Option<Bookmark>,
@@ -27,6 +33,17 @@ pub struct Job {
     /// A long-past hour GHArchive has no file for, and how many runs found it missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub missing_hour: Option<MissingHour>,
+}
+
+impl Job {
+    /// The first hour of a job without a bookmark: 00:00 UTC of the baseline day, or of `now`'s day
+    /// minus `baseline_days` when no day is pinned.
+    pub fn baseline_hour(&self, now: DateTime<Utc>) -> Hour {
+        let day = self.baseline_day.unwrap_or_else(|| {
+            now.date_naive() - chrono::Duration::days(self.baseline_days.into())
+        });
+        Hour::containing(day.and_time(chrono::NaiveTime::MIN).and_utc())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,5 +188,33 @@ impl HourResult {
             seconds: 0.0,
             error: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(baseline_days: u32, baseline_day: Option<&str>) -> Job {
+        Job {
+            job_id: "j".into(),
+            baseline_days,
+            baseline_day: baseline_day.map(|d| d.parse().unwrap()),
+            job_run_bookmark_details: None,
+            version: 0,
+            lease: None,
+            missing_hour: None,
+        }
+    }
+
+    #[test]
+    fn baseline_is_midnight_of_the_pinned_day_or_days_back() {
+        let now = DateTime::parse_from_rfc3339("2024-03-06T02:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(job(1, None).baseline_hour(now).to_string(), "2024-03-05-0");
+        assert_eq!(job(0, None).baseline_hour(now).to_string(), "2024-03-06-0");
+        let pinned = job(1, Some("2024-01-31"));
+        assert_eq!(pinned.baseline_hour(now).to_string(), "2024-01-31-0");
     }
 }

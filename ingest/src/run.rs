@@ -67,7 +67,7 @@ impl Ingest {
                 None => self
                     .config
                     .start_hour
-                    .unwrap_or_else(|| baseline_start(job.baseline_days, now)),
+                    .unwrap_or_else(|| job.baseline_hour(now)),
             };
             if self.config.until.is_some_and(|until| next > until) {
                 break (StopReason::Until, RunStatus::Ok);
@@ -272,18 +272,20 @@ impl Ingest {
             let job = match self.jobs.get_job(job_id).await? {
                 Some(job) => job,
                 None => {
-                    let job = Job {
+                    let mut job = Job {
                         job_id: job_id.clone(),
                         baseline_days: self.config.baseline_days,
+                        baseline_day: None,
                         job_run_bookmark_details: None,
                         version: 0,
                         lease: None,
                         missing_hour: None,
                     };
+                    job.baseline_day = Some(job.baseline_hour(self.config.now()).start().date_naive());
                     if !self.jobs.put_job(&job, None).await? {
                         continue; // another run created it first
                     }
-                    tracing::info!(job_id, baseline_days = job.baseline_days, "created the job");
+                    tracing::info!(job_id, baseline_day = ?job.baseline_day, "created the job");
                     job
                 }
             };
@@ -384,26 +386,6 @@ fn bookmark_hour(job: &Job) -> Option<Hour> {
         .map(|b| b.last_run_file_name)
 }
 
-/// 00:00 UTC of `now`'s day minus `days` days.
-fn baseline_start(days: u32, now: DateTime<Utc>) -> Hour {
-    let day = now.date_naive() - Duration::days(days.into());
-    Hour::containing(day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-}
-
 fn new_run_id() -> String {
     format!("{:016x}", rand::rng().random::<u64>())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn baseline_is_midnight_days_back() {
-        let now = DateTime::parse_from_rfc3339("2024-03-06T02:30:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(baseline_start(1, now).to_string(), "2024-03-05-0");
-        assert_eq!(baseline_start(0, now).to_string(), "2024-03-06-0");
-    }
 }

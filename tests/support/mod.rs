@@ -108,7 +108,15 @@ pub struct AwsWorld {
 }
 
 impl AwsWorld {
+    /// A bucket (versioned or not) and both job tables.
     pub async fn new(versioned: bool) -> AwsWorld {
+        let world = AwsWorld::without_tables(versioned).await;
+        world.jobs.create_tables().await.expect("tables created");
+        world
+    }
+
+    /// A bucket, and names for the job tables, which are left for the test to create.
+    pub async fn without_tables(versioned: bool) -> AwsWorld {
         let moto = moto();
         let sdk = adapters::aws::sdk_config_loader()
             .endpoint_url(&moto.endpoint)
@@ -130,7 +138,6 @@ impl AwsWorld {
             jobs: DynamoJobStore::new(&sdk, &world.jobs_table, &world.runs_table),
             ..world
         };
-        world.jobs.create_tables().await.expect("tables created");
         // moto takes unsigned S3 requests: enough for set-up and inspection.
         world.s3(reqwest::Method::PUT, "", None).await;
         if versioned {

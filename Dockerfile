@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1.7
+# gh-elt's Lambda image: the ingest and transform binaries on Lambda's OS-only base image
+# (provided.al2023). One image serves both functions; each function's ImageConfig.EntryPoint
+# picks its binary. Lambda takes single-architecture images, so build one per architecture:
+#
+#   docker buildx build --platform linux/arm64 --provenance=false -t gh-elt:arm64 --load .
+#   docker buildx build --platform linux/amd64 --provenance=false -t gh-elt:x86_64 --load .
+#
+# docker_build.sh does this, pushes the image to ECR and updates the functions.
+# Try it locally with the runtime interface emulator in the base image:
+#   docker run --rm -p 9000:8080 --entrypoint /usr/local/bin/aws-lambda-rie gh-elt:x86_64 /var/task/transform
+
+ARG RUST_VERSION=1.95.0
+
+# The build runs natively on the build machine and cross-compiles with cargo-lambda (Zig as the
+# linker, against a glibc old enough for Amazon Linux 2023), so an arm64 image builds as fast as
+# an x86_64 one, without emulation.
+FROM --platform=$BUILDPLATFORM public.ecr.aws/docker/library/rust:${RUST_VERSION}-slim-bookworm AS build
+ARG TARGETARCH
+ARG CARGO_LAMBDA_VERSION=1.9.2
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3-venv ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
+RUN python3 -m venv /opt/cargo-lambda \
+    && /opt/cargo-lambda/bin/pip install --no-cache-dir "cargo-lambda==${CARGO_LAMBDA_VERSION}"
+ENV PATH=/opt/cargo-lambda/bin:$PATH
+WORKDIR /src
+COPY . .
+# The `lambda` profile: fat LTO, one codegen unit, stripped (Cargo.toml).
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target,id=gh-elt-target-${TARGETARCH} \
+    case "${TARGETARCH}" in \
+      amd64) target=--x86-64 ;; \
+      arm64) target=--arm64 ;; \
+      *) echo "unsupported architecture ${TARGETARCH}" >&2; exit 1 ;; \
+    esac \
+    && cargo lambda build --profile lambda "${target}" --package ingest --package transform \
+    && mkdir -p /out \
+    && cp target/lambda/ingest/bootstrap /out/ingest \
+    && cp target/lambda/transform/bootstrap /out/transform
+
+FROM public.ecr.aws/lambda/provided:al2023
+COPY --from=build /out/ingest /out/transform /var/task/
+ENTRYPOINT ["/var/task/transform"]

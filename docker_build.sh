@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Builds gh-elt's Lambda image (both functions' binaries, see Dockerfile), pushes it to ECR and
+# points the ingest and transform functions at it. `--dry-run` prints every command instead.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: ./docker_build.sh [options]
+
+  --account ID        AWS account of the ECR registry (env AWS_ACCOUNT_ID; default: the caller's)
+  --region REGION     (env AWS_REGION or AWS_DEFAULT_REGION; default: the AWS CLI's)
+  --project NAME      the stack's ProjectName: functions NAME-ingest and NAME-transform
+                      (env PROJECT_NAME, default gh-elt)
+  --repository NAME   the ECR repository, created if missing (env ECR_REPOSITORY, default: the project)
+  --tag TAG           the image tag (env IMAGE_TAG; default: the commit and the architecture)
+  --arch ARCH         arm64 or x86_64, as the stack's Architecture (env LAMBDA_ARCH, default arm64)
+  --no-update         build and push only (before the stack exists)
+  --dry-run           print the commands, run none
+  -h, --help          this text
+
+Prints the image URI at the end: the stack's ImageUri parameter.
+USAGE
+}
+
+die() {
+  echo "docker_build.sh: $*" >&2
+  exit 2
+}
+
+account="${AWS_ACCOUNT_ID:-}"
+region="${AWS_REGION:-${AWS_DEFAULT_REGION:-}}"
+project="${PROJECT_NAME:-gh-elt}"
+repository="${ECR_REPOSITORY:-}"
+tag="${IMAGE_TAG:-}"
+arch="${LAMBDA_ARCH:-arm64}"
+update=true
+dry_run=false
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --account) account="${2:?--account needs a value}"; shift 2 ;;
+    --region) region="${2:?--region needs a value}"; shift 2 ;;
+    --project) project="${2:?--project needs a value}"; shift 2 ;;
+    --repository) repository="${2:?--repository needs a value}"; shift 2 ;;
+    --tag) tag="${2:?--tag needs a value}"; shift 2 ;;
+    --arch) arch="${2:?--arch needs a value}"; shift 2 ;;
+    --no-update) update=false; shift ;;
+    --dry-run) dry_run=true; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown argument: $1" ;;
+  esac
+done
+
+case "$arch" in
+  arm64) platform=linux/arm64 ;;
+  x86_64) platform=linux/amd64 ;;
+  *) die "--arch must be arm64 or x86_64 (as the stack's Architecture), not '$arch'" ;;
+esac
+[[ "$project" =~ ^[a-z][a-z0-9-]{1,15}$ ]] || die "--project must be the stack's ProjectName (lowercase, 2-16 characters), not '$project'"
+repository="${repository:-$project}"
+
+# Prints a command, then runs it unless this is a dry run.
+run() {
+  printf '+'
+  printf ' %q' "$@"
+  printf '\n'
+  if [[ "$dry_run" == false ]]; then
+    "$@"
+  fi
+}
+
+# What only AWS can tell is asked for, or shown as a placeholder in a dry run.
+lookup() {
+  local what="$1"
+  shift
+  if [[ "$dry_run" == true ]]; then
+    printf '+ %s   # → %s\n' "$*" "$what" >&2
+    echo "<$what>"
+  else
+    "$@"
+  fi
+}
+
+if [[ -z "$region" ]]; then
+  region="$(lookup region aws configure get region || true)"
+  [[ -n "$region" ]] || die "no region: pass --region or set AWS_REGION"
+fi
+if [[ -z "$account" ]]; then
+  account="$(lookup account aws sts get-caller-identity --query Account --output text || true)"
+  [[ -n "$account" && "$account" != None ]] || die "no AWS account: pass --account or set AWS_ACCOUNT_ID (or sign in to the AWS CLI)"
+fi
+if [[ -z "$tag" ]]; then
+  commit="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unversioned)"
+  if ! git diff --quiet HEAD 2>/dev/null; then
+    commit="$commit-dirty-$(date -u +%Y%m%d%H%M%S)"
+  fi
+  tag="$commit-$arch"
+fi
+
+registry="$account.dkr.ecr.$region.amazonaws.com"
+image="$registry/$repository:$tag"
+
+echo "== build $image ($platform)"
+# --provenance=false: Lambda takes an image manifest, not the index BuildKit makes for attestations.
+run docker buildx build --platform "$platform" --provenance=false --tag "$image" --load .
+
+echo "== push"
+if [[ "$dry_run" == true ]] || ! aws ecr describe-repositories --region "$region" --repository-names "$repository" >/dev/null 2>&1; then
+  # In a dry run this shows what happens when the repository is missing.
+  run aws ecr create-repository --region "$region" --repository-name "$repository" \
+    --image-tag-mutability IMMUTABLE --image-scanning-configuration scanOnPush=true \
+    --encryption-configuration encryptionType=AES256
+fi
+echo "+ aws ecr get-login-password --region $region | docker login --username AWS --password-stdin $registry"
+if [[ "$dry_run" == false ]]; then
+  aws ecr get-login-password --region "$region" | docker login --username AWS --password-stdin "$registry"
+fi
+run docker push "$image"
+
+if [[ "$update" == true ]]; then
+  echo "== update the functions"
+  for function in "$project-ingest" "$project-transform"; do
+    if [[ "$dry_run" == false ]] && ! aws lambda get-function --region "$region" --function-name "$function" >/dev/null 2>&1; then
+      echo "$function does not exist yet: deploy the stack with ImageUri=$image"
+      continue
+    fi
+    run aws lambda update-function-code --region "$region" --function-name "$function" --image-uri "$image"
+    run aws lambda wait function-updated-v2 --region "$region" --function-name "$function"
+  done
+fi
+
+echo "== image: $image"
+echo "   (the stack's ImageUri; deploy it with this value, or the next stack update reverts the functions)"

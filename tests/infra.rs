@@ -1,0 +1,594 @@
+//! The deployment against the code: the CloudFormation template's Glue table, named queries,
+//! queue timeouts and environment against what the binaries write and read; `infra/init.sh`
+//! against a moto server; `docker_build.sh --dry-run`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use adapters::JobStore;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use events::jobs::{IngestRun, Job};
+use serde_yaml_ng::Value;
+use support::{AwsWorld, Mirror};
+
+const TEMPLATE: &str = include_str!("../infra/template.yaml");
+
+fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+fn template() -> Value {
+    serde_yaml_ng::from_str(TEMPLATE).expect("infra/template.yaml is YAML")
+}
+
+/// The template's resources of one type, by logical id.
+fn resources<'a>(template: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(id, r)| (id.as_str().expect("a logical id"), &r["Properties"]))
+        .collect()
+}
+
+fn str_of(value: &Value) -> &str {
+    value
+        .as_str()
+        .unwrap_or_else(|| panic!("a plain string: {value:?}"))
+}
+
+/// `(name, type)` of a Glue column list.
+fn glue_columns(columns: &Value) -> Vec<(String, String)> {
+    columns
+        .as_sequence()
+        .expect("a column list")
+        .iter()
+        .map(|c| (str_of(&c["Name"]).to_string(), str_of(&c["Type"]).to_string()))
+        .collect()
+}
+
+/// The Athena (Hive DDL) type that reads an Arrow type from Parquet.
+fn athena_type(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Boolean => "boolean".into(),
+        DataType::Int8 => "tinyint".into(),
+        DataType::Int16 => "smallint".into(),
+        DataType::Int32 => "int".into(),
+        DataType::Int64 => "bigint".into(),
+        DataType::Float32 => "float".into(),
+        DataType::Float64 => "double".into(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary".into(),
+        DataType::Date32 => "date".into(),
+        DataType::Timestamp(TimeUnit::Millisecond | TimeUnit::Microsecond, _) => {
+            "timestamp".into()
+        }
+        DataType::List(item) | DataType::LargeList(item) => {
+            format!("array<{}>", athena_type(item.data_type()))
+        }
+        DataType::Struct(fields) => format!(
+            "struct<{}>",
+            fields
+                .iter()
+                .map(|f| format!("{}:{}", f.name(), athena_type(f.data_type())))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        other => panic!("{other} has no Athena type that reads it right"),
+    }
+}
+
+/// A lake made by `elt transform` from two hours of real events on two days.
+fn local_lake() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    for hour in ["2024-03-05-14", "2024-03-06-0"] {
+        let path = dir.path().join(format!("{hour}.json.gz"));
+        std::fs::write(&path, support::gzip_lines(hour, 3000)).unwrap();
+        files.push(path);
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_elt"))
+        .arg("transform")
+        .arg("--lake")
+        .arg(dir.path().join("lake"))
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    dir
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(parquet_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            found.push(path);
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn glue_table_columns_are_the_parquet_schema_the_transform_writes() {
+    let template = template();
+    let tables = resources(&template, "AWS::Glue::Table");
+    let [(_, table)] = tables.as_slice() else {
+        panic!("one Glue table, found {}", tables.len())
+    };
+    let input = &table["TableInput"];
+    assert_eq!(str_of(&input["Name"]), "ghactivity");
+    let declared = glue_columns(&input["StorageDescriptor"]["Columns"]);
+
+    let lake = local_lake();
+    let files = parquet_files(&lake.path().join("lake/ghactivity"));
+    assert_eq!(files.len(), 2, "one part per hour: {files:?}");
+    for file in &files {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
+            .expect("a Parquet file");
+        let written: Vec<(String, String)> = reader
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), athena_type(f.data_type())))
+            .collect();
+        let differences: Vec<String> = (0..declared.len().max(written.len()))
+            .filter(|&i| declared.get(i) != written.get(i))
+            .map(|i| format!("#{i}: Glue {:?}, Parquet {:?}", declared.get(i), written.get(i)))
+            .collect();
+        assert!(
+            differences.is_empty(),
+            "the Glue columns (infra/template.yaml) differ from {}:\n{}",
+            file.display(),
+            differences.join("\n")
+        );
+        // The partition folders are what the projection builds: two-digit month and day.
+        let relative = file.strip_prefix(lake.path().join("lake")).unwrap();
+        let folders: Vec<_> = relative
+            .parent()
+            .unwrap()
+            .iter()
+            .map(|p| p.to_string_lossy())
+            .collect();
+        assert!(
+            folders == ["ghactivity", "year=2024", "month=03", "dayofmonth=05"]
+                || folders == ["ghactivity", "year=2024", "month=03", "dayofmonth=06"],
+            "{folders:?}"
+        );
+    }
+
+    let partitions = glue_columns(&input["PartitionKeys"]);
+    let expected: Vec<(String, String)> = ["year", "month", "dayofmonth"]
+        .iter()
+        .map(|n| (n.to_string(), "int".to_string()))
+        .collect();
+    assert_eq!(partitions, expected);
+    let parameters = &input["Parameters"];
+    assert_eq!(str_of(&parameters["projection.enabled"]), "true");
+    for (column, digits) in [("month", "2"), ("dayofmonth", "2")] {
+        assert_eq!(
+            str_of(&parameters[format!("projection.{column}.digits").as_str()]),
+            digits
+        );
+    }
+    let location = format!("{:?}", parameters["storage.location.template"]);
+    assert!(
+        location.contains("year=${!year}/month=${!month}/dayofmonth=${!dayofmonth}/"),
+        "{location}"
+    );
+}
+
+#[test]
+fn every_named_query_runs_on_a_local_lake() {
+    let template = template();
+    let queries: Vec<(&str, &str)> = resources(&template, "AWS::Athena::NamedQuery")
+        .into_iter()
+        .map(|(_, q)| (str_of(&q["Name"]), str_of(&q["QueryString"])))
+        .collect();
+    let names: Vec<&str> = queries.iter().map(|(n, _)| *n).collect();
+    for wanted in [
+        "events-per-type-per-day",
+        "top-repositories",
+        "most-active-actors",
+        "pull-requests-merged-per-day",
+    ] {
+        assert!(names.contains(&wanted), "no named query {wanted}: {names:?}");
+    }
+
+    let lake = local_lake();
+    for (name, sql) in queries {
+        let output = Command::new(env!("CARGO_BIN_EXE_elt"))
+            .arg("query")
+            .arg("--lake")
+            .arg(lake.path().join("lake"))
+            .args(["--format", "json", sql])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "named query {name} fails on DataFusion: {}",
+            stderr(&output)
+        );
+        let rows: Vec<serde_json::Value> = stdout(&output)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(!rows.is_empty(), "named query {name} returned no rows");
+        if name == "events-per-type-per-day" {
+            let days: std::collections::BTreeSet<String> = rows
+                .iter()
+                .map(|r| format!("{}-{}-{}", r["year"], r["month"], r["dayofmonth"]))
+                .collect();
+            assert_eq!(
+                days.into_iter().collect::<Vec<_>>(),
+                ["2024-3-5", "2024-3-6"]
+            );
+            let events: u64 = rows.iter().map(|r| r["events"].as_u64().unwrap()).sum();
+            assert_eq!(events, 6000, "every event counted once");
+        }
+    }
+}
+
+#[test]
+fn the_queue_hides_a_message_six_times_as_long_as_the_transform_may_run() {
+    let template = template();
+    let allowed = template["Parameters"]["TransformTimeoutSeconds"]["AllowedValues"]
+        .as_sequence()
+        .expect("the transform timeout is one of a list");
+    assert!(!allowed.is_empty());
+    for timeout in allowed {
+        let seconds: u64 = str_of(timeout).parse().unwrap();
+        let visibility = template["Mappings"]["TransformTimeouts"][str_of(timeout)]
+            ["VisibilityTimeout"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no visibility timeout for {seconds} s"));
+        assert!(
+            visibility >= 6 * seconds,
+            "{seconds} s: visibility {visibility}"
+        );
+    }
+    let queues = resources(&template, "AWS::SQS::Queue");
+    let (_, queue) = queues
+        .iter()
+        .find(|(id, _)| *id == "RawEventsQueue")
+        .expect("the raw events queue");
+    let visibility = format!("{:?}", queue["VisibilityTimeout"]);
+    assert!(
+        visibility.contains("FindInMap")
+            && visibility.contains("TransformTimeouts")
+            && visibility.contains("TransformTimeoutSeconds"),
+        "{visibility}"
+    );
+    let functions = resources(&template, "AWS::Serverless::Function");
+    let (_, transform) = functions
+        .iter()
+        .find(|(id, _)| *id == "TransformFunction")
+        .expect("the transform function");
+    assert_eq!(
+        format!("{:?}", transform["Timeout"]),
+        format!("{:?}", queue_ref("TransformTimeoutSeconds"))
+    );
+    let redrive = &queue["RedrivePolicy"];
+    assert_eq!(
+        format!("{:?}", redrive["maxReceiveCount"]),
+        format!("{:?}", queue_ref("MaxReceiveCount"))
+    );
+}
+
+fn queue_ref(name: &str) -> Value {
+    serde_yaml_ng::from_str(&format!("!Ref {name}")).unwrap()
+}
+
+#[test]
+fn the_functions_environment_is_what_the_binaries_read() {
+    // Every setting the binaries take from the environment (clap `env = "…"`).
+    let sources = [
+        include_str!("../ingest/src/config.rs"),
+        include_str!("../transform/src/handler.rs"),
+    ];
+    let read: Vec<&str> = sources
+        .iter()
+        .flat_map(|s| s.split("env = \"").skip(1))
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    let template = template();
+    for (id, function) in resources(&template, "AWS::Serverless::Function") {
+        let variables = function["Environment"]["Variables"]
+            .as_mapping()
+            .unwrap_or_else(|| panic!("{id} has no environment"));
+        for name in variables.keys() {
+            let name = str_of(name);
+            assert!(read.contains(&name), "{id} sets {name}, which nothing reads");
+        }
+        let needed = match id {
+            "IngestFunction" => ["RAW_BUCKET", "JOBS_TABLE", "JOB_RUNS_TABLE"],
+            "TransformFunction" => ["CURATED_BUCKET", "JOBS_TABLE", "JOB_RUNS_TABLE"],
+            other => panic!("an unknown function {other}"),
+        };
+        for name in needed {
+            assert!(
+                variables.contains_key(name),
+                "{id} does not set {name}, which has no default on AWS"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// infra/init.sh
+
+fn init(world: &AwsWorld, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new("bash");
+    command.arg(repo_path("infra/init.sh")).args(args);
+    support::aws_env(&mut command)
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("BASELINE_DAYS")
+        .env_remove("INGEST_JOB_ID")
+        .env("JOBS_TABLE", &world.jobs_table)
+        .env("JOB_RUNS_TABLE", &world.runs_table);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command
+        .output()
+        .expect("bash runs infra/init.sh (it needs the AWS CLI: pip install awscli)");
+    assert!(
+        !stderr(&output).contains("command not found") && output.status.code() != Some(127),
+        "the AWS CLI is needed: pip install awscli\n{}",
+        stderr(&output)
+    );
+    output
+}
+
+async fn job(world: &AwsWorld, job_id: &str) -> Job {
+    world
+        .jobs
+        .get_job(job_id)
+        .await
+        .expect("the jobs table answers")
+        .expect("the job item exists")
+}
+
+#[tokio::test]
+async fn init_creates_the_tables_and_seeds_the_baseline_day_that_ingest_starts_at() {
+    let world = AwsWorld::without_tables(false).await;
+    let job_id = events::jobs::DEFAULT_INGEST_JOB_ID;
+
+    let first = init(
+        &world,
+        &["--create-tables", "--baseline-day", "2024-03-05"],
+        &[],
+    );
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stdout(&first).contains("created table"), "{}", stdout(&first));
+    let seeded = job(&world, job_id).await;
+    assert_eq!(
+        seeded.baseline_day.map(|d| d.to_string()).as_deref(),
+        Some("2024-03-05")
+    );
+    assert_eq!(seeded.baseline_days, 3, "the default");
+    assert!(seeded.job_run_bookmark_details.is_none());
+
+    // Again: the tables and the job are left as they are.
+    let again = init(
+        &world,
+        &["--create-tables", "--baseline-day", "2024-01-01"],
+        &[],
+    );
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains("already exists"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(job(&world, job_id).await, seeded);
+
+    // The first ingest run starts at the seeded day, not BASELINE_DAYS before its own day.
+    let mirror = Mirror::start();
+    for hour in ["2024-03-05-0", "2024-03-05-1", "2024-03-05-2"] {
+        mirror.put(&format!("{hour}.json.gz"), support::gzip_lines(hour, 20));
+    }
+    let output = world
+        .command(env!("CARGO_BIN_EXE_elt"), &["ingest", "--aws"])
+        .env("GHARCHIVE_BASE_URL", &mirror.url)
+        .env("ELT_NOW", "2024-03-05T03:30:00Z")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run: IngestRun = serde_json::from_str(stdout(&output).lines().next().unwrap()).unwrap();
+    let hours: Vec<String> = run.hours.iter().map(|h| h.hour.to_string()).collect();
+    assert_eq!(hours, ["2024-03-05-0", "2024-03-05-1", "2024-03-05-2"]);
+    let ingested = job(&world, job_id).await;
+    assert_eq!(
+        ingested
+            .job_run_bookmark_details
+            .as_ref()
+            .map(|b| b.last_run_file_name.to_string())
+            .as_deref(),
+        Some("2024-03-05-2")
+    );
+
+    // --reset starts the job again at the baseline day, and any run still at work loses it.
+    let reset = init(&world, &["--reset", "--baseline-day", "2024-03-05"], &[]);
+    assert!(reset.status.success(), "{}", stderr(&reset));
+    let after = job(&world, job_id).await;
+    assert!(after.job_run_bookmark_details.is_none());
+    assert!(after.lease.is_none());
+    assert!(after.version > ingested.version);
+
+    // Without a day: BASELINE_DAYS (here --days) back from today, UTC.
+    let before = chrono::Utc::now().date_naive();
+    let other = init(
+        &world,
+        &["--days", "2"],
+        &[("INGEST_JOB_ID", "another_job")],
+    );
+    let after_day = chrono::Utc::now().date_naive();
+    assert!(other.status.success(), "{}", stderr(&other));
+    let another = job(&world, "another_job").await;
+    let day = another.baseline_day.expect("a baseline day");
+    assert!(
+        day == before - chrono::Duration::days(2) || day == after_day - chrono::Duration::days(2),
+        "{day}"
+    );
+    assert_eq!(another.baseline_days, 2);
+}
+
+#[tokio::test]
+async fn init_refuses_bad_arguments_clearly() {
+    let world = AwsWorld::without_tables(false).await;
+    for (args, complaint) in [
+        (&["--baseline-day", "2024-3-5"][..], "YYYY-MM-DD"),
+        (&["--days", "three"][..], "whole number"),
+        (&["--job-id", "a\"b"][..], "--job-id"),
+        (&["--frobnicate"][..], "unknown argument"),
+    ] {
+        let output = init(&world, args, &[]);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains(complaint),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    // And nothing was written: the jobs table was never created.
+    assert!(world.jobs.get_job("ghactivity_ingest").await.is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// docker_build.sh
+
+/// A PATH whose `docker` and `aws` only record that they were called.
+fn recording_path(dir: &Path) -> String {
+    for tool in ["docker", "aws"] {
+        let path = dir.join(tool);
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"{tool} $*\" >> '{}'\nexit 1\n",
+                dir.join("called").display()
+            ),
+        )
+        .unwrap();
+        let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+        std::fs::set_permissions(&path, permissions).unwrap();
+    }
+    format!("{}:/usr/bin:/bin", dir.display())
+}
+
+fn docker_build(dir: &Path, args: &[&str]) -> Output {
+    let mut command = Command::new("bash");
+    command
+        .arg(repo_path("docker_build.sh"))
+        .args(args)
+        .current_dir(repo_path(""))
+        .env("PATH", recording_path(dir));
+    for var in [
+        "AWS_ACCOUNT_ID",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "ECR_REPOSITORY",
+        "PROJECT_NAME",
+        "IMAGE_TAG",
+        "LAMBDA_ARCH",
+    ] {
+        command.env_remove(var);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn docker_build_dry_run_prints_every_step_and_runs_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = docker_build(
+        dir.path(),
+        &[
+            "--dry-run",
+            "--account",
+            "123456789012",
+            "--region",
+            "eu-west-1",
+            "--tag",
+            "v1",
+            "--arch",
+            "x86_64",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        !dir.path().join("called").exists(),
+        "a dry run ran: {}",
+        std::fs::read_to_string(dir.path().join("called")).unwrap_or_default()
+    );
+    let printed = stdout(&output);
+    let image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/gh-elt:v1";
+    for step in [
+        format!("docker buildx build --platform linux/amd64 --provenance=false --tag {image} --load"),
+        "aws ecr create-repository --region eu-west-1 --repository-name gh-elt".to_string(),
+        "aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin 123456789012.dkr.ecr.eu-west-1.amazonaws.com".to_string(),
+        format!("docker push {image}"),
+        format!("aws lambda update-function-code --region eu-west-1 --function-name gh-elt-ingest --image-uri {image}"),
+        format!("aws lambda update-function-code --region eu-west-1 --function-name gh-elt-transform --image-uri {image}"),
+        "aws lambda wait function-updated-v2 --region eu-west-1 --function-name gh-elt-transform".to_string(),
+    ] {
+        assert!(printed.contains(&step), "missing `{step}` in:\n{printed}");
+    }
+
+    // Names follow the stack's ProjectName; arm64 is the default architecture.
+    let output = docker_build(
+        dir.path(),
+        &[
+            "--dry-run",
+            "--account",
+            "123456789012",
+            "--region",
+            "us-east-2",
+            "--project",
+            "demo",
+            "--tag",
+            "v2",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    assert!(
+        printed.contains("--platform linux/arm64"),
+        "default arm64:\n{printed}"
+    );
+    assert!(printed.contains("--function-name demo-ingest"), "{printed}");
+    assert!(
+        printed.contains("123456789012.dkr.ecr.us-east-2.amazonaws.com/demo:v2"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn docker_build_says_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    // No account given and `aws sts get-caller-identity` fails: a clear error before any build.
+    let output = docker_build(dir.path(), &["--region", "eu-west-1", "--tag", "v1"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("account"), "{}", stderr(&output));
+    let called = std::fs::read_to_string(dir.path().join("called")).unwrap_or_default();
+    assert!(!called.contains("docker"), "{called}");
+
+    let output = docker_build(dir.path(), &["--dry-run", "--arch", "sparc"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("arm64"), "{}", stderr(&output));
+}
