@@ -97,6 +97,12 @@ if [[ -z "$tag" ]]; then
   tag="$commit-$arch"
 fi
 
+if [[ "$dry_run" == false ]]; then
+  for tool in docker aws; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is needed (Docker with buildx, and the AWS CLI)"
+  done
+fi
+
 registry="$account.dkr.ecr.$region.amazonaws.com"
 image="$registry/$repository:$tag"
 
@@ -115,7 +121,13 @@ echo "+ aws ecr get-login-password --region $region | docker login --username AW
 if [[ "$dry_run" == false ]]; then
   aws ecr get-login-password --region "$region" | docker login --username AWS --password-stdin "$registry"
 fi
-run docker push "$image"
+# Tags are immutable: an image already pushed under this tag (the same commit) is kept.
+if [[ "$dry_run" == false ]] && aws ecr describe-images --region "$region" --repository-name "$repository" \
+  --image-ids "imageTag=$tag" >/dev/null 2>&1; then
+  echo "$image is in the repository already; not pushed again"
+else
+  run docker push "$image"
+fi
 
 if [[ "$update" == true ]]; then
   echo "== update the functions"

@@ -378,18 +378,24 @@ pub async fn run_local(
 
 /// `elt status`: the job's bookmark and its last runs, for people.
 pub async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyhow::Result<()> {
-    let ingest = build_ingest(target, config).await?;
-    let job_id = &ingest.config.job_id;
-    let place = match target {
-        Target::Aws => format!(
-            "DynamoDB tables {} and {}",
-            ingest.config.jobs_table, ingest.config.job_runs_table
+    // Only the job state is read: no bucket needs to be named.
+    let (jobs, place): (Box<dyn adapters::JobStore>, String) = match target {
+        Target::Aws => (
+            Box::new(ingest::aws_job_store(&config).await),
+            format!(
+                "DynamoDB tables {} and {}",
+                config.jobs_table, config.job_runs_table
+            ),
         ),
-        Target::Lake(dir) => dir.join(ingest::LOCAL_STATE_FILE).display().to_string(),
+        Target::Lake(dir) => (
+            Box::new(ingest::local_job_store(dir)?),
+            dir.join(ingest::LOCAL_STATE_FILE).display().to_string(),
+        ),
     };
+    let job_id = &config.job_id;
     let mut out = std::io::stdout().lock();
     writeln!(out, "job {job_id} ({place})")?;
-    match ingest.jobs.get_job(job_id).await? {
+    match jobs.get_job(job_id).await? {
         None => writeln!(out, "  not set up yet: the first run creates it")?,
         Some(job) => {
             match &job.job_run_bookmark_details {
@@ -427,7 +433,7 @@ pub async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyho
             }
         }
     }
-    let records = ingest.jobs.recent_runs(job_id, runs).await?;
+    let records = jobs.recent_runs(job_id, runs).await?;
     if records.is_empty() {
         return Ok(());
     }

@@ -383,6 +383,18 @@ async fn init_creates_the_tables_and_seeds_the_baseline_day_that_ingest_starts_a
     );
     assert_eq!(seeded.baseline_days, 3, "the default");
     assert!(seeded.job_run_bookmark_details.is_none());
+    // `elt status --aws` reads the job state only: no bucket needs to be named.
+    let status = world
+        .command(env!("CARGO_BIN_EXE_elt"), &["status", "--aws"])
+        .env_remove("RAW_BUCKET")
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(
+        stdout(&status).contains("bookmark: none yet (starts at 2024-03-05 00:00 UTC)"),
+        "{}",
+        stdout(&status)
+    );
 
     // Again: the tables and the job are left as they are.
     let again = init(

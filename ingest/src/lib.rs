@@ -23,8 +23,7 @@ impl Ingest {
             .clone()
             .ok_or_else(|| anyhow::anyhow!("RAW_BUCKET is not set"))?;
         let raw = adapters::objects::s3(&bucket)?;
-        let sdk = adapters::aws::sdk_config().await;
-        let jobs = adapters::DynamoJobStore::new(&sdk, &config.jobs_table, &config.job_runs_table);
+        let jobs = aws_job_store(&config).await;
         let prefix = config
             .raw_prefix
             .clone()
@@ -40,7 +39,7 @@ impl Ingest {
     /// The ingest in local mode: raw files under `lake/raw/`, job state in `lake/state.sqlite`.
     pub fn local(config: IngestConfig, lake: &std::path::Path) -> anyhow::Result<Ingest> {
         let raw = adapters::objects::folder(&lake.join(LOCAL_RAW_DIR))?;
-        let jobs = adapters::SqliteJobStore::open(&lake.join(LOCAL_STATE_FILE))?;
+        let jobs = local_job_store(lake)?;
         let prefix = config.raw_prefix.clone().unwrap_or_default();
         Ok(Ingest {
             fetcher: Fetcher::new(&config, raw, prefix)?,
@@ -49,6 +48,17 @@ impl Ingest {
             notify: None,
         })
     }
+}
+
+/// The ingest's job state on AWS: DynamoDB tables `JOBS_TABLE` and `JOB_RUNS_TABLE`.
+pub async fn aws_job_store(config: &IngestConfig) -> adapters::DynamoJobStore {
+    let sdk = adapters::aws::sdk_config().await;
+    adapters::DynamoJobStore::new(&sdk, &config.jobs_table, &config.job_runs_table)
+}
+
+/// The ingest's job state in a local lake: `lake/state.sqlite`.
+pub fn local_job_store(lake: &std::path::Path) -> anyhow::Result<adapters::SqliteJobStore> {
+    adapters::SqliteJobStore::open(&lake.join(LOCAL_STATE_FILE))
 }
 
 /// Why an attempt to fetch an hour failed, and whether trying again may help.
