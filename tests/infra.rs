@@ -47,7 +47,12 @@ fn glue_columns(columns: &Value) -> Vec<(String, String)> {
         .as_sequence()
         .expect("a column list")
         .iter()
-        .map(|c| (str_of(&c["Name"]).to_string(), str_of(&c["Type"]).to_string()))
+        .map(|c| {
+            (
+                str_of(&c["Name"]).to_string(),
+                str_of(&c["Type"]).to_string(),
+            )
+        })
         .collect()
 }
 
@@ -64,9 +69,7 @@ fn athena_type(data_type: &DataType) -> String {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => "string".into(),
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => "binary".into(),
         DataType::Date32 => "date".into(),
-        DataType::Timestamp(TimeUnit::Millisecond | TimeUnit::Microsecond, _) => {
-            "timestamp".into()
-        }
+        DataType::Timestamp(TimeUnit::Millisecond | TimeUnit::Microsecond, _) => "timestamp".into(),
         DataType::List(item) | DataType::LargeList(item) => {
             format!("array<{}>", athena_type(item.data_type()))
         }
@@ -149,7 +152,13 @@ fn glue_table_columns_are_the_parquet_schema_the_transform_writes() {
             .collect();
         let differences: Vec<String> = (0..declared.len().max(written.len()))
             .filter(|&i| declared.get(i) != written.get(i))
-            .map(|i| format!("#{i}: Glue {:?}, Parquet {:?}", declared.get(i), written.get(i)))
+            .map(|i| {
+                format!(
+                    "#{i}: Glue {:?}, Parquet {:?}",
+                    declared.get(i),
+                    written.get(i)
+                )
+            })
             .collect();
         assert!(
             differences.is_empty(),
@@ -207,7 +216,10 @@ fn every_named_query_runs_on_a_local_lake() {
         "most-active-actors",
         "pull-requests-merged-per-day",
     ] {
-        assert!(names.contains(&wanted), "no named query {wanted}: {names:?}");
+        assert!(
+            names.contains(&wanted),
+            "no named query {wanted}: {names:?}"
+        );
     }
 
     let lake = local_lake();
@@ -313,7 +325,10 @@ fn the_functions_environment_is_what_the_binaries_read() {
             .unwrap_or_else(|| panic!("{id} has no environment"));
         for name in variables.keys() {
             let name = str_of(name);
-            assert!(read.contains(&name), "{id} sets {name}, which nothing reads");
+            assert!(
+                read.contains(&name),
+                "{id} sets {name}, which nothing reads"
+            );
         }
         let needed = match id {
             "IngestFunction" => ["RAW_BUCKET", "JOBS_TABLE", "JOB_RUNS_TABLE"],
@@ -375,7 +390,11 @@ async fn init_creates_the_tables_and_seeds_the_baseline_day_that_ingest_starts_a
         &[],
     );
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(stdout(&first).contains("created table"), "{}", stdout(&first));
+    assert!(
+        stdout(&first).contains("created table"),
+        "{}",
+        stdout(&first)
+    );
     let seeded = job(&world, job_id).await;
     assert_eq!(
         seeded.baseline_day.map(|d| d.to_string()).as_deref(),

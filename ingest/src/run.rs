@@ -281,7 +281,8 @@ impl Ingest {
                         lease: None,
                         missing_hour: None,
                     };
-                    job.baseline_day = Some(job.baseline_hour(self.config.now()).start().date_naive());
+                    job.baseline_day =
+                        Some(job.baseline_hour(self.config.now()).start().date_naive());
                     if !self.jobs.put_job(&job, None).await? {
                         continue; // another run created it first
                     }
