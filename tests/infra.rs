@@ -35,6 +35,13 @@ fn resources<'a>(template: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
         .collect()
 }
 
+/// The properties of the resource `id`.
+fn properties<'a>(template: &'a Value, id: &str) -> &'a Value {
+    let resource = &template["Resources"][id];
+    assert!(!resource.is_null(), "no resource {id}");
+    &resource["Properties"]
+}
+
 fn str_of(value: &Value) -> &str {
     value
         .as_str()
@@ -111,6 +118,16 @@ fn stderr(output: &Output) -> String {
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The command succeeded and printed `text`.
+fn assert_says(output: &Output, text: &str) {
+    assert!(output.status.success(), "{}", stderr(output));
+    assert!(
+        stdout(output).contains(text),
+        "no `{text}` in: {}",
+        stdout(output)
+    );
 }
 
 fn parquet_files(dir: &Path) -> Vec<PathBuf> {
@@ -274,11 +291,7 @@ fn the_queue_hides_a_message_six_times_as_long_as_the_transform_may_run() {
             "{seconds} s: visibility {visibility}"
         );
     }
-    let queues = resources(&template, "AWS::SQS::Queue");
-    let (_, queue) = queues
-        .iter()
-        .find(|(id, _)| *id == "RawEventsQueue")
-        .expect("the raw events queue");
+    let queue = properties(&template, "RawEventsQueue");
     let visibility = format!("{:?}", queue["VisibilityTimeout"]);
     assert!(
         visibility.contains("FindInMap")
@@ -286,23 +299,19 @@ fn the_queue_hides_a_message_six_times_as_long_as_the_transform_may_run() {
             && visibility.contains("TransformTimeoutSeconds"),
         "{visibility}"
     );
-    let functions = resources(&template, "AWS::Serverless::Function");
-    let (_, transform) = functions
-        .iter()
-        .find(|(id, _)| *id == "TransformFunction")
-        .expect("the transform function");
+    let transform = properties(&template, "TransformFunction");
     assert_eq!(
         format!("{:?}", transform["Timeout"]),
-        format!("{:?}", queue_ref("TransformTimeoutSeconds"))
+        format!("{:?}", ref_to("TransformTimeoutSeconds"))
     );
     let redrive = &queue["RedrivePolicy"];
     assert_eq!(
         format!("{:?}", redrive["maxReceiveCount"]),
-        format!("{:?}", queue_ref("MaxReceiveCount"))
+        format!("{:?}", ref_to("MaxReceiveCount"))
     );
 }
 
-fn queue_ref(name: &str) -> Value {
+fn ref_to(name: &str) -> Value {
     serde_yaml_ng::from_str(&format!("!Ref {name}")).unwrap()
 }
 
@@ -389,12 +398,7 @@ async fn init_creates_the_tables_and_seeds_the_baseline_day_that_ingest_starts_a
         &["--create-tables", "--baseline-day", "2024-03-05"],
         &[],
     );
-    assert!(first.status.success(), "{}", stderr(&first));
-    assert!(
-        stdout(&first).contains("created table"),
-        "{}",
-        stdout(&first)
-    );
+    assert_says(&first, "created table");
     let seeded = job(&world, job_id).await;
     assert_eq!(
         seeded.baseline_day.map(|d| d.to_string()).as_deref(),
@@ -408,11 +412,9 @@ async fn init_creates_the_tables_and_seeds_the_baseline_day_that_ingest_starts_a
         .env_remove("RAW_BUCKET")
         .output()
         .unwrap();
-    assert!(status.status.success(), "{}", stderr(&status));
-    assert!(
-        stdout(&status).contains("bookmark: none yet (starts at 2024-03-05 00:00 UTC)"),
-        "{}",
-        stdout(&status)
+    assert_says(
+        &status,
+        "bookmark: none yet (starts at 2024-03-05 00:00 UTC)",
     );
 
     // Again: the tables and the job are left as they are.
@@ -421,12 +423,7 @@ async fn init_creates_the_tables_and_seeds_the_baseline_day_that_ingest_starts_a
         &["--create-tables", "--baseline-day", "2024-01-01"],
         &[],
     );
-    assert!(again.status.success(), "{}", stderr(&again));
-    assert!(
-        stdout(&again).contains("already exists"),
-        "{}",
-        stdout(&again)
-    );
+    assert_says(&again, "already exists");
     assert_eq!(job(&world, job_id).await, seeded);
 
     // The first ingest run starts at the seeded day, not BASELINE_DAYS before its own day.
@@ -544,30 +541,25 @@ fn docker_build(dir: &Path, args: &[&str]) -> Output {
     command.output().unwrap()
 }
 
-#[test]
-fn docker_build_dry_run_prints_every_step_and_runs_none() {
+/// `docker_build.sh --dry-run` for account 123456789012 in `region`: what it printed, having
+/// run nothing.
+fn dry_run(region: &str, args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let output = docker_build(
-        dir.path(),
-        &[
-            "--dry-run",
-            "--account",
-            "123456789012",
-            "--region",
-            "eu-west-1",
-            "--tag",
-            "v1",
-            "--arch",
-            "x86_64",
-        ],
-    );
+    let mut all = vec!["--dry-run", "--account", "123456789012", "--region", region];
+    all.extend_from_slice(args);
+    let output = docker_build(dir.path(), &all);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(
         !dir.path().join("called").exists(),
         "a dry run ran: {}",
         std::fs::read_to_string(dir.path().join("called")).unwrap_or_default()
     );
-    let printed = stdout(&output);
+    stdout(&output)
+}
+
+#[test]
+fn docker_build_dry_run_prints_every_step_and_runs_none() {
+    let printed = dry_run("eu-west-1", &["--tag", "v1", "--arch", "x86_64"]);
     let image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/gh-elt:v1";
     for step in [
         format!("docker buildx build --platform linux/amd64 --provenance=false --tag {image} --load"),
@@ -582,22 +574,7 @@ fn docker_build_dry_run_prints_every_step_and_runs_none() {
     }
 
     // Names follow the stack's ProjectName; arm64 is the default architecture.
-    let output = docker_build(
-        dir.path(),
-        &[
-            "--dry-run",
-            "--account",
-            "123456789012",
-            "--region",
-            "us-east-2",
-            "--project",
-            "demo",
-            "--tag",
-            "v2",
-        ],
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    let printed = stdout(&output);
+    let printed = dry_run("us-east-2", &["--project", "demo", "--tag", "v2"]);
     assert!(
         printed.contains("--platform linux/arm64"),
         "default arm64:\n{printed}"
