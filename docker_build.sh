@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds gh-elt's Lambda image (both functions' binaries, see Dockerfile), pushes it to ECR and
 # points the ingest and transform functions at it. `--dry-run` prints every command instead.
+# Progress and commands go to stderr; stdout is the image URI alone: image=$(./docker_build.sh).
 set -euo pipefail
 
 usage() {
@@ -18,7 +19,7 @@ Usage: ./docker_build.sh [options]
   --dry-run           print the commands, run none
   -h, --help          this text
 
-Prints the image URI at the end: the stack's ImageUri parameter.
+Prints the image URI on stdout (everything else goes to stderr): the stack's ImageUri.
 USAGE
 }
 
@@ -61,12 +62,18 @@ repository="${repository:-$project}"
 
 # Prints a command, then runs it unless this is a dry run.
 run() {
-  printf '+'
-  printf ' %q' "$@"
-  printf '\n'
+  {
+    printf '+'
+    printf ' %q' "$@"
+    printf '\n'
+  } >&2
   if [[ "$dry_run" == false ]]; then
-    "$@"
+    "$@" >&2
   fi
+}
+
+say() {
+  echo "$@" >&2
 }
 
 # What only AWS can tell is asked for, or shown as a placeholder in a dry run.
@@ -106,34 +113,34 @@ fi
 registry="$account.dkr.ecr.$region.amazonaws.com"
 image="$registry/$repository:$tag"
 
-echo "== build $image ($platform)"
+say "== build $image ($platform)"
 # --provenance=false: Lambda takes an image manifest, not the index BuildKit makes for attestations.
 run docker buildx build --platform "$platform" --provenance=false --tag "$image" --load .
 
-echo "== push"
+say "== push"
 if [[ "$dry_run" == true ]] || ! aws ecr describe-repositories --region "$region" --repository-names "$repository" >/dev/null 2>&1; then
   # In a dry run this shows what happens when the repository is missing.
   run aws ecr create-repository --region "$region" --repository-name "$repository" \
     --image-tag-mutability IMMUTABLE --image-scanning-configuration scanOnPush=true \
     --encryption-configuration encryptionType=AES256
 fi
-echo "+ aws ecr get-login-password --region $region | docker login --username AWS --password-stdin $registry"
+say "+ aws ecr get-login-password --region $region | docker login --username AWS --password-stdin $registry"
 if [[ "$dry_run" == false ]]; then
-  aws ecr get-login-password --region "$region" | docker login --username AWS --password-stdin "$registry"
+  aws ecr get-login-password --region "$region" | docker login --username AWS --password-stdin "$registry" >&2
 fi
 # Tags are immutable: an image already pushed under this tag (the same commit) is kept.
 if [[ "$dry_run" == false ]] && aws ecr describe-images --region "$region" --repository-name "$repository" \
   --image-ids "imageTag=$tag" >/dev/null 2>&1; then
-  echo "$image is in the repository already; not pushed again"
+  say "$image is in the repository already; not pushed again"
 else
   run docker push "$image"
 fi
 
 if [[ "$update" == true ]]; then
-  echo "== update the functions"
+  say "== update the functions"
   for function in "$project-ingest" "$project-transform"; do
     if [[ "$dry_run" == false ]] && ! aws lambda get-function --region "$region" --function-name "$function" >/dev/null 2>&1; then
-      echo "$function does not exist yet: deploy the stack with ImageUri=$image"
+      say "$function does not exist yet: deploy the stack with ImageUri=$image"
       continue
     fi
     run aws lambda update-function-code --region "$region" --function-name "$function" --image-uri "$image"
@@ -141,5 +148,5 @@ if [[ "$update" == true ]]; then
   done
 fi
 
-echo "== image: $image"
-echo "   (the stack's ImageUri; deploy it with this value, or the next stack update reverts the functions)"
+say "== image (the stack's ImageUri: deploy with it, or the next stack update puts the old image back):"
+echo "$image"

@@ -541,9 +541,9 @@ fn docker_build(dir: &Path, args: &[&str]) -> Output {
     command.output().unwrap()
 }
 
-/// `docker_build.sh --dry-run` for account 123456789012 in `region`: what it printed, having
-/// run nothing.
-fn dry_run(region: &str, args: &[&str]) -> String {
+/// `docker_build.sh --dry-run` for account 123456789012 in `region`: the image URI (stdout) and
+/// the commands it printed (stderr), having run nothing.
+fn dry_run(region: &str, args: &[&str]) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let mut all = vec!["--dry-run", "--account", "123456789012", "--region", region];
     all.extend_from_slice(args);
@@ -554,13 +554,14 @@ fn dry_run(region: &str, args: &[&str]) -> String {
         "a dry run ran: {}",
         std::fs::read_to_string(dir.path().join("called")).unwrap_or_default()
     );
-    stdout(&output)
+    (stdout(&output), stderr(&output))
 }
 
 #[test]
 fn docker_build_dry_run_prints_every_step_and_runs_none() {
-    let printed = dry_run("eu-west-1", &["--tag", "v1", "--arch", "x86_64"]);
+    let (uri, printed) = dry_run("eu-west-1", &["--tag", "v1", "--arch", "x86_64"]);
     let image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/gh-elt:v1";
+    assert_eq!(uri, format!("{image}\n"), "stdout is the image URI alone");
     for step in [
         format!("docker buildx build --platform linux/amd64 --provenance=false --tag {image} --load"),
         "aws ecr create-repository --region eu-west-1 --repository-name gh-elt".to_string(),
@@ -574,15 +575,15 @@ fn docker_build_dry_run_prints_every_step_and_runs_none() {
     }
 
     // Names follow the stack's ProjectName; arm64 is the default architecture.
-    let printed = dry_run("us-east-2", &["--project", "demo", "--tag", "v2"]);
+    let (uri, printed) = dry_run("us-east-2", &["--project", "demo", "--tag", "v2"]);
     assert!(
         printed.contains("--platform linux/arm64"),
         "default arm64:\n{printed}"
     );
     assert!(printed.contains("--function-name demo-ingest"), "{printed}");
-    assert!(
-        printed.contains("123456789012.dkr.ecr.us-east-2.amazonaws.com/demo:v2"),
-        "{printed}"
+    assert_eq!(
+        uri,
+        "123456789012.dkr.ecr.us-east-2.amazonaws.com/demo:v2\n"
     );
 }
 
