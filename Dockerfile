@@ -17,15 +17,22 @@ ARG RUST_VERSION=1.95.0
 # an x86_64 one, without emulation.
 FROM --platform=$BUILDPLATFORM public.ecr.aws/docker/library/rust:${RUST_VERSION}-slim-bookworm AS build
 ARG TARGETARCH
+# The pair the project builds with (cargo-lambda's own pin on Zig is open-ended).
 ARG CARGO_LAMBDA_VERSION=1.9.2
+ARG ZIG_VERSION=0.17.1
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3-venv ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/cargo-lambda \
-    && /opt/cargo-lambda/bin/pip install --no-cache-dir "cargo-lambda==${CARGO_LAMBDA_VERSION}"
+    && /opt/cargo-lambda/bin/pip install --no-cache-dir \
+       "cargo-lambda==${CARGO_LAMBDA_VERSION}" "ziglang==${ZIG_VERSION}"
 ENV PATH=/opt/cargo-lambda/bin:$PATH
 WORKDIR /src
+# The pinned toolchain and both Lambda targets in a layer of their own, reused across builds.
+COPY rust-toolchain.toml .
+RUN rustup toolchain install \
+    && rustup target add aarch64-unknown-linux-gnu x86_64-unknown-linux-gnu
 COPY . .
 # The `lambda` profile: fat LTO, one codegen unit, stripped (Cargo.toml).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -3,6 +3,9 @@
 # points the ingest and transform functions at it. `--dry-run` prints every command instead.
 # Progress and commands go to stderr; stdout is the image URI alone: image=$(./docker_build.sh).
 set -euo pipefail
+cd "$(dirname "$0")" # the build context is the repository
+# The AWS CLI v2 would page long JSON answers and wait for a key.
+export AWS_PAGER=""
 
 usage() {
   cat <<'USAGE'
@@ -98,7 +101,8 @@ if [[ -z "$account" ]]; then
 fi
 if [[ -z "$tag" ]]; then
   commit="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unversioned)"
-  if ! git diff --quiet HEAD 2>/dev/null; then
+  # Any change, untracked files included, gets a tag of its own (tags are immutable).
+  if [[ -n "$(git status --porcelain 2>/dev/null)" ]]; then
     commit="$commit-dirty-$(date -u +%Y%m%d%H%M%S)"
   fi
   tag="$commit-$arch"

@@ -58,13 +58,17 @@ done
 
 command -v aws >/dev/null 2>&1 || die "the AWS CLI is needed (https://aws.amazon.com/cli/, or pip install awscli)"
 [[ "$job_id" =~ ^[A-Za-z0-9_.-]+$ ]] || die "--job-id may hold letters, digits, '_', '.' and '-', not '$job_id'"
-[[ "$days" =~ ^[0-9]+$ ]] || die "--days must be a whole number of days, not '$days'"
+[[ "$days" =~ ^[0-9]{1,5}$ ]] || die "--days must be a whole number of days (at most 99999), not '$days'"
 
 # The baseline day: given, or `days` back from today (UTC); GNU date first, then BSD date (macOS).
 if [[ -z "$baseline_day" ]]; then
   baseline_day="$(date -u -d "-${days} days" +%F 2>/dev/null || date -u -v "-${days}d" +%F)"
 fi
-[[ "$baseline_day" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]] || die "--baseline-day must be YYYY-MM-DD, not '$baseline_day'"
+# A real day (2024-02-30 is not): it must read back the same, with GNU or BSD date.
+if [[ ! "$baseline_day" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}$ ]] ||
+  [[ "$(date -u -d "$baseline_day" +%F 2>/dev/null || date -u -j -f %F "$baseline_day" +%F 2>/dev/null)" != "$baseline_day" ]]; then
+  die "--baseline-day must be a day as YYYY-MM-DD, not '$baseline_day'"
+fi
 
 aws_args=()
 if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then

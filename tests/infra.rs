@@ -341,7 +341,7 @@ fn the_functions_environment_is_what_the_binaries_read() {
         }
         let needed = match id {
             "IngestFunction" => ["RAW_BUCKET", "JOBS_TABLE", "JOB_RUNS_TABLE"],
-            "TransformFunction" => ["CURATED_BUCKET", "JOBS_TABLE", "JOB_RUNS_TABLE"],
+            "TransformFunction" => ["CURATED_BUCKET", "RAW_PREFIX", "JOB_RUNS_TABLE"],
             other => panic!("an unknown function {other}"),
         };
         for name in needed {
@@ -482,6 +482,8 @@ async fn init_refuses_bad_arguments_clearly() {
     let world = AwsWorld::without_tables(false).await;
     for (args, complaint) in [
         (&["--baseline-day", "2024-3-5"][..], "YYYY-MM-DD"),
+        (&["--baseline-day", "2024-02-30"][..], "YYYY-MM-DD"),
+        (&["--days", "1000000"][..], "whole number"),
         (&["--days", "three"][..], "whole number"),
         (&["--job-id", "a\"b"][..], "--job-id"),
         (&["--frobnicate"][..], "unknown argument"),

@@ -271,7 +271,8 @@ fn metrics_line(summary: &TransformSummary, location: &str) -> serde_json::Value
             "Timestamp": chrono::Utc::now().timestamp_millis(),
             "CloudWatchMetrics": [{
                 "Namespace": "gh-elt",
-                "Dimensions": [["Stage"]],
+                // Per function, so that two stacks in one account keep their numbers apart.
+                "Dimensions": [["Stage", "Function"]],
                 "Metrics": [
                     metric("Rows", "Count"),
                     metric("Duplicates", "Count"),
@@ -282,6 +283,7 @@ fn metrics_line(summary: &TransformSummary, location: &str) -> serde_json::Value
             }],
         },
         "Stage": "transform",
+        "Function": std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "elt".into()),
         "Rows": summary.rows,
         "Duplicates": summary.duplicates,
         "Rejected": summary.rejected,
