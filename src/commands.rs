@@ -55,6 +55,22 @@ fn print_json_line<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A file's transform: its summary as a JSON line on stdout, or the error on stderr, counted.
+fn print_outcome(
+    outcome: anyhow::Result<events::TransformSummary>,
+    what: impl std::fmt::Display,
+    failed: &mut usize,
+) -> anyhow::Result<()> {
+    match outcome {
+        Ok(summary) => print_json_line(&summary),
+        Err(e) => {
+            *failed += 1;
+            eprintln!("error: {what}: {e:#}");
+            Ok(())
+        }
+    }
+}
+
 /// `elt transform`: each file in turn; one JSON summary line per file on stdout.
 pub async fn transform_files(
     lake_dir: &Path,
@@ -63,15 +79,10 @@ pub async fn transform_files(
 ) -> anyhow::Result<()> {
     transform::sql::validate(&options.sql).await?;
     let store = lake::store(lake_dir)?;
-    let mut failed = 0;
+    let mut failed = 0usize;
     for path in files {
-        match transform_one(&store, path, options).await {
-            Ok(summary) => print_json_line(&summary)?,
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: {}: {e:#}", path.display());
-            }
-        }
+        let outcome = transform_one(&store, path, options).await;
+        print_outcome(outcome, path.display(), &mut failed)?;
     }
     if failed > 0 {
         bail!("{failed} of {} files failed", files.len());
@@ -323,13 +334,12 @@ pub async fn run_local(
                 continue;
             };
             let path = raw_dir.join(&key);
-            match transform_one(&store, &path, &options).await {
-                Ok(summary) => print_json_line(&summary)?,
-                Err(e) => {
-                    failed += 1;
-                    eprintln!("error: transforming {}: {e:#}", path.display());
-                }
-            }
+            let outcome = transform_one(&store, &path, &options).await;
+            print_outcome(
+                outcome,
+                format_args!("transforming {}", path.display()),
+                &mut failed,
+            )?;
         }
         anyhow::Ok(failed)
     });
@@ -475,7 +485,7 @@ pub async fn transform_objects(
     urls: &[String],
 ) -> anyhow::Result<()> {
     transform::sql::validate(&handler.options.sql).await?;
-    let mut failed = 0;
+    let mut failed = 0usize;
     for url in urls {
         let Some((bucket, key)) = url
             .strip_prefix("s3://")
@@ -483,13 +493,8 @@ pub async fn transform_objects(
         else {
             bail!("`{url}` is not s3://BUCKET/KEY");
         };
-        match handler.transform_object(bucket, key).await {
-            Ok(summary) => print_json_line(&summary)?,
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: {url}: {e:#}");
-            }
-        }
+        let outcome = handler.transform_object(bucket, key).await;
+        print_outcome(outcome, url, &mut failed)?;
     }
     if failed > 0 {
         bail!("{failed} of {} objects failed", urls.len());

@@ -443,11 +443,7 @@ async fn init_creates_the_tables_and_seeds_the_baseline_day_that_ingest_starts_a
     assert_eq!(hours, ["2024-03-05-0", "2024-03-05-1", "2024-03-05-2"]);
     let ingested = job(&world, job_id).await;
     assert_eq!(
-        ingested
-            .job_run_bookmark_details
-            .as_ref()
-            .map(|b| b.last_run_file_name.to_string())
-            .as_deref(),
+        ingested.bookmark_hour().map(|h| h.to_string()).as_deref(),
         Some("2024-03-05-2")
     );
 

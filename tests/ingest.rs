@@ -130,9 +130,7 @@ async fn runs(world: &AwsWorld) -> Vec<IngestRun> {
 }
 
 fn bookmark(job: &Job) -> Option<String> {
-    job.job_run_bookmark_details
-        .as_ref()
-        .map(|b| b.last_run_file_name.to_string())
+    job.bookmark_hour().map(|h| h.to_string())
 }
 
 /// Every published hour in `files` is in the bucket, byte for byte.

@@ -59,21 +59,26 @@ pub async fn open_reader(
             }
         }
     });
-    Ok((
-        Box::new(StreamReader {
-            receiver,
-            current: bytes::Bytes::new(),
-        }),
-        size,
-    ))
+    Ok((Box::new(ChannelReader::new(receiver)), size))
 }
 
-struct StreamReader {
+/// Chunks arriving over a channel as a blocking `Read`, for a reader on its own thread. The
+/// channel ending is the end of the stream; an error chunk is a read error.
+pub struct ChannelReader {
     receiver: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
     current: bytes::Bytes,
 }
 
-impl std::io::Read for StreamReader {
+impl ChannelReader {
+    pub fn new(receiver: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>) -> Self {
+        ChannelReader {
+            receiver,
+            current: bytes::Bytes::new(),
+        }
+    }
+}
+
+impl std::io::Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
             match self.receiver.blocking_recv() {

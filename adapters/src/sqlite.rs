@@ -160,13 +160,8 @@ mod tests {
 
     fn job(version: u64) -> Job {
         Job {
-            job_id: "j".into(),
-            baseline_days: 3,
-            baseline_day: None,
-            job_run_bookmark_details: None,
             version,
-            lease: None,
-            missing_hour: None,
+            ..Job::new("j", 3, chrono::Utc::now())
         }
     }
 

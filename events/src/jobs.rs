@@ -36,6 +36,26 @@ pub struct Job {
 }
 
 impl Job {
+    /// A new job, its baseline day pinned: `baseline_days` before `now`'s day.
+    pub fn new(job_id: &str, baseline_days: u32, now: DateTime<Utc>) -> Job {
+        Job {
+            job_id: job_id.to_string(),
+            baseline_days,
+            baseline_day: Some(now.date_naive() - chrono::Duration::days(baseline_days.into())),
+            job_run_bookmark_details: None,
+            version: 0,
+            lease: None,
+            missing_hour: None,
+        }
+    }
+
+    /// The last hour done, if any.
+    pub fn bookmark_hour(&self) -> Option<Hour> {
+        self.job_run_bookmark_details
+            .as_ref()
+            .map(|b| b.last_run_file_name)
+    }
+
     /// The first hour of a job without a bookmark: 00:00 UTC of the baseline day, or of `now`'s day
     /// minus `baseline_days` when no day is pinned.
     pub fn baseline_hour(&self, now: DateTime<Utc>) -> Hour {
@@ -197,13 +217,8 @@ mod tests {
 
     fn job(baseline_days: u32, baseline_day: Option<&str>) -> Job {
         Job {
-            job_id: "j".into(),
-            baseline_days,
             baseline_day: baseline_day.map(|d| d.parse().unwrap()),
-            job_run_bookmark_details: None,
-            version: 0,
-            lease: None,
-            missing_hour: None,
+            ..Job::new("j", baseline_days, Utc::now())
         }
     }
 

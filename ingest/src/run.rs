@@ -58,7 +58,7 @@ impl Ingest {
             record.stop = StopReason::Busy;
             return self.finish(record, None).await;
         };
-        record.bookmark_before = bookmark_hour(&job);
+        record.bookmark_before = job.bookmark_hour();
 
         let (stop, status) = loop {
             let now = self.config.now();
@@ -193,7 +193,7 @@ impl Ingest {
         );
         let mut record = self.new_record(&new_run_id(), RunKind::Backfill, started_at);
         let job = self.jobs.get_job(&self.config.job_id).await?;
-        record.bookmark_before = job.as_ref().and_then(bookmark_hour);
+        record.bookmark_before = job.as_ref().and_then(Job::bookmark_hour);
         record.bookmark_after = record.bookmark_before;
         let mut results = futures::stream::iter(Hour::range(from, to))
             .map(|hour| self.backfill_hour(hour, force))
@@ -272,17 +272,7 @@ impl Ingest {
             let job = match self.jobs.get_job(job_id).await? {
                 Some(job) => job,
                 None => {
-                    let mut job = Job {
-                        job_id: job_id.clone(),
-                        baseline_days: self.config.baseline_days,
-                        baseline_day: None,
-                        job_run_bookmark_details: None,
-                        version: 0,
-                        lease: None,
-                        missing_hour: None,
-                    };
-                    job.baseline_day =
-                        Some(job.baseline_hour(self.config.now()).start().date_naive());
+                    let job = Job::new(job_id, self.config.baseline_days, self.config.now());
                     if !self.jobs.put_job(&job, None).await? {
                         continue; // another run created it first
                     }
@@ -353,7 +343,7 @@ impl Ingest {
     /// Releases the lease (if `job` holds it) and writes the run record.
     async fn finish(&self, mut record: IngestRun, job: Option<Job>) -> anyhow::Result<IngestRun> {
         if let Some(job) = job {
-            record.bookmark_after = bookmark_hour(&job);
+            record.bookmark_after = job.bookmark_hour();
             let mut released = job.clone();
             released.lease = None;
             released.version += 1;
@@ -379,12 +369,6 @@ impl Ingest {
         }
         Ok(record)
     }
-}
-
-fn bookmark_hour(job: &Job) -> Option<Hour> {
-    job.job_run_bookmark_details
-        .as_ref()
-        .map(|b| b.last_run_file_name)
 }
 
 fn new_run_id() -> String {
