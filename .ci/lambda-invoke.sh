@@ -20,22 +20,28 @@ python3 -m moto.server -H 127.0.0.1 -p "$moto_port" >"$work/moto.log" 2>&1 &
 pids+=($!)
 export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port" AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 \
   AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-for _ in $(seq 100); do
-  curl -s -o /dev/null "$AWS_ENDPOINT_URL" && break
-  sleep 0.1
-done
+# Waits until the command after WHAT and LOG succeeds (up to 20 s), or says what did not start
+# and shows its log.
+wait_for() {
+  local what=$1 log=$2
+  shift 2
+  for _ in $(seq 100); do
+    "$@" && return
+    sleep 0.2
+  done
+  echo "$what did not start" >&2
+  tail -20 "$log" >&2
+  exit 1
+}
+wait_for moto "$work/moto.log" curl -s -o /dev/null "$AWS_ENDPOINT_URL"
 python3 - <<'PY'
 import boto3
 s3 = boto3.client("s3")
 for bucket in ("gh-elt-raw", "gh-elt-curated"):
     s3.create_bucket(Bucket=bucket)
-db = boto3.client("dynamodb")
-db.create_table(TableName="job_run_details", BillingMode="PAY_PER_REQUEST",
-    AttributeDefinitions=[{"AttributeName": "job_id", "AttributeType": "S"},
-                          {"AttributeName": "job_run_time", "AttributeType": "N"}],
-    KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"},
-               {"AttributeName": "job_run_time", "KeyType": "RANGE"}])
 PY
+# The job tables as an operator makes them without the stack.
+./infra/init.sh --create-tables >/dev/null
 
 cargo lambda watch --invoke-port "$invoke_port" --package transform --bin transform \
   --env-var CURATED_BUCKET=gh-elt-curated >"$work/watch.log" 2>&1 &
@@ -43,10 +49,7 @@ pids+=($!)
 invoke() {
   cargo lambda invoke transform --invoke-port "$invoke_port" --data-file "events/samples/$1"
 }
-for _ in $(seq 100); do
-  grep -q 'starting Runtime server' "$work/watch.log" && break
-  sleep 0.2
-done
+wait_for "cargo lambda watch" "$work/watch.log" grep -q 'starting Runtime server' "$work/watch.log"
 
 expect() {
   local sample=$1 wanted=$2 got

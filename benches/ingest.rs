@@ -3,10 +3,12 @@
 //! `curl -o` of the same URL; then the same with `RAW_COMPRESSION=zstd`, and what the zstd raw
 //! file saves the transform.
 //!
-//! Needs python3 with `moto[server]` (it brings boto3). Environment: BENCH_EVENTS (default
-//! 150000), BENCH_RUNS (default 3).
+//! Needs python3 with `moto[server]`; the moto server, bucket and tables are the tests' own
+//! (`tests/support`). Environment: BENCH_EVENTS (default 150000), BENCH_RUNS (default 3).
 
 mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -32,16 +34,19 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn start(args: &[&str], port: u16) -> Server {
+/// A static file server over `dir` (Python's), the stand-in for GHArchive.
+fn serve(dir: &Path, port: u16) -> Server {
     let child = Command::new("python3")
-        .args(args)
+        .args(["-m", "http.server", "--bind", "127.0.0.1", "--directory"])
+        .arg(dir)
+        .arg(port.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("python3 starts");
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{args:?} did not start");
+        assert!(Instant::now() < deadline, "the HTTP server did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
     Server(child)
@@ -74,58 +79,19 @@ fn main() {
     let gz_mib = gz_bytes as f64 / (1024.0 * 1024.0);
 
     let http_port = free_port();
-    let _http = start(
-        &[
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-            dir.to_str().unwrap_or("."),
-            &http_port.to_string(),
-        ],
-        http_port,
-    );
-    let moto_port = free_port();
-    let _moto = start(
-        &[
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &moto_port.to_string(),
-        ],
-        moto_port,
-    );
-    let endpoint = format!("http://127.0.0.1:{moto_port}");
-    let setup = format!(
-        "import boto3\n\
-         kw = dict(endpoint_url='{endpoint}', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x')\n\
-         boto3.client('s3', **kw).create_bucket(Bucket='bench')\n\
-         db = boto3.client('dynamodb', **kw)\n\
-         db.create_table(TableName='jobs', BillingMode='PAY_PER_REQUEST', AttributeDefinitions=[dict(AttributeName='job_id', AttributeType='S')], KeySchema=[dict(AttributeName='job_id', KeyType='HASH')])\n\
-         db.create_table(TableName='job_run_details', BillingMode='PAY_PER_REQUEST', AttributeDefinitions=[dict(AttributeName='job_id', AttributeType='S'), dict(AttributeName='job_run_time', AttributeType='N')], KeySchema=[dict(AttributeName='job_id', KeyType='HASH'), dict(AttributeName='job_run_time', KeyType='RANGE')])\n"
-    );
-    let ok = Command::new("python3")
-        .args(["-c", &setup])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "creating the bucket and tables in moto failed (pip install 'moto[server]')"
-    );
+    let _http = serve(&dir, http_port);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let world = runtime.block_on(support::AwsWorld::new(false));
+    let endpoint = &support::moto().endpoint;
 
     let url = format!("http://127.0.0.1:{http_port}/2024-03-05-14.json.gz");
     let ingest = |run: usize, compression: &str| {
         let m = measure(
-            Command::new(elt)
-                .args(["ingest", "--aws"])
-                .env("AWS_ENDPOINT_URL", &endpoint)
-                .env("AWS_ACCESS_KEY_ID", "x")
-                .env("AWS_SECRET_ACCESS_KEY", "x")
-                .env("AWS_REGION", "us-east-1")
-                .env("RAW_BUCKET", "bench")
+            world
+                .command(elt, &["ingest", "--aws"])
+                // Timeouts and backoff as on AWS, not the tests' short ones.
+                .env("READ_TIMEOUT_SECONDS", "30")
+                .env("RETRY_BASE_MS", "500")
                 .env("RAW_PREFIX", format!("{compression}-{run}/"))
                 .env("INGEST_JOB_ID", format!("{compression}-{run}"))
                 .env("RAW_COMPRESSION", compression)
@@ -188,13 +154,10 @@ fn main() {
 
     // What the zstd raw file saves the transform: the same hour from each raw file.
     let zst = dir.join("2024-03-05-14.json.zst");
-    let ok = Command::new("curl")
-        .args(["-sS", "-o"])
-        .arg(&zst)
-        .arg(format!("{endpoint}/bench/zstd-0/2024-03-05-14.json.zst"))
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "fetching the zstd object failed");
+    let stored = runtime
+        .block_on(world.get("zstd-0/2024-03-05-14.json.zst"))
+        .expect("the zstd object is stored");
+    std::fs::write(&zst, stored).expect("the zstd object is written");
     let transform = |raw: &Path| -> Vec<Measured> {
         (0..runs)
             .map(|run| {

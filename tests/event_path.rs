@@ -168,7 +168,7 @@ impl EventPath {
                     .cloned()
             })
             .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
+            .expect("the queue reports its depth")
     }
 }
 
@@ -317,7 +317,7 @@ async fn notified_files_become_parquet_and_poison_goes_to_the_dlq_and_back() {
         2,
         "the redriven message and the new notification"
     );
-    assert_eq!(again[0].lines, 400);
+    assert!(again.iter().all(|s| s.lines == 400));
 }
 
 #[tokio::test]
@@ -347,7 +347,10 @@ async fn a_duplicate_delivery_leaves_the_lake_unchanged() {
     }
     let (again, _) = path.worker();
     assert_eq!(again.len(), 2);
-    assert_eq!(again[0].outputs, first[0].outputs, "the same keys");
+    assert!(
+        again.iter().all(|s| s.outputs == first[0].outputs),
+        "the same keys"
+    );
     // And once more by hand: `elt transform --aws` runs the same handler on the object.
     let by_hand = path
         .world

@@ -1,7 +1,5 @@
 //! Helpers the benchmarks share: a generated hour file, and measuring a child process.
 
-#![allow(dead_code)]
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -126,17 +126,14 @@ impl AwsWorld {
             ))
             .load()
             .await;
+        let (jobs_table, runs_table) = (unique("jobs"), unique("job_run_details"));
         let world = AwsWorld {
-            sdk: sdk.clone(),
+            jobs: DynamoJobStore::new(&sdk, &jobs_table, &runs_table),
+            sdk,
             bucket: unique("raw"),
-            jobs_table: unique("jobs"),
-            runs_table: unique("job_run_details"),
-            jobs: DynamoJobStore::new(&sdk, "", ""),
+            jobs_table,
+            runs_table,
             http: reqwest::Client::new(),
-        };
-        let world = AwsWorld {
-            jobs: DynamoJobStore::new(&sdk, &world.jobs_table, &world.runs_table),
-            ..world
         };
         // moto takes unsigned S3 requests: enough for set-up and inspection.
         world.s3(reqwest::Method::PUT, "", None).await;
@@ -184,6 +181,14 @@ impl AwsWorld {
         response.bytes().await.unwrap().to_vec()
     }
 
+    /// The item of job `job_id`, which must exist.
+    pub async fn job(&self, job_id: &str) -> events::jobs::Job {
+        adapters::JobStore::get_job(&self.jobs, job_id)
+            .await
+            .expect("the jobs table answers")
+            .expect("the job item exists")
+    }
+
     /// The object at `key`, or `None`.
     pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
         let url = format!("{}/{}/{key}", moto().endpoint, self.bucket);
@@ -214,7 +219,7 @@ impl AwsWorld {
             String::from_utf8(self.s3(reqwest::Method::GET, "?versions", None).await).unwrap();
         let mut counts = HashMap::new();
         for version in body.split("<Version>").skip(1) {
-            for key in tag_values(version, "Key").into_iter().take(1) {
+            if let Some(key) = tag_values(version, "Key").into_iter().next() {
                 *counts.entry(key).or_insert(0) += 1;
             }
         }
@@ -357,6 +362,15 @@ impl Mirror {
             .unwrap()
             .always
             .insert(format!("/{name}"), fault);
+    }
+
+    /// Ends an `always` fault: the file is served as it is.
+    pub fn heal(&self, name: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .always
+            .remove(&format!("/{name}"));
     }
 
     pub fn requests(&self, name: &str) -> usize {
