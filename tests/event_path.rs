@@ -5,7 +5,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::process::Output;
 
 use adapters::JobStore;
@@ -184,12 +183,6 @@ async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
         .unwrap()
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
-
 /// The real events, first `n` of them.
 fn real_lines(n: usize) -> String {
     REAL_EVENTS
@@ -205,7 +198,7 @@ async fn notified_files_become_parquet_and_poison_goes_to_the_dlq_and_back() {
     let all = REAL_EVENTS.lines().count() as u64;
     path.put_raw(
         &format!("{PREFIX}2024-03-05-14.json.gz"),
-        gzip(REAL_EVENTS.as_bytes()),
+        support::gzip(REAL_EVENTS.as_bytes()),
     )
     .await;
     path.put_raw(
@@ -216,18 +209,18 @@ async fn notified_files_become_parquet_and_poison_goes_to_the_dlq_and_back() {
     // Keys with a space, `+` and `=` arrive URL-encoded in the notification.
     path.put_raw(
         &format!("{PREFIX}odd name+x=y/2024-03-05-16.json.gz"),
-        gzip(real_lines(200).as_bytes()),
+        support::gzip(real_lines(200).as_bytes()),
     )
     .await;
     // Poison: a truncated gzip file, in the same batch as the good ones.
-    let whole = gzip(real_lines(400).as_bytes());
+    let whole = support::gzip(real_lines(400).as_bytes());
     path.put_raw(
         &format!("{PREFIX}2024-03-05-17.json.gz"),
         whole[..whole.len() / 2].to_vec(),
     )
     .await;
     // Outside the raw prefix: never notified. Not an hour file: acknowledged and ignored.
-    path.put_raw("elsewhere/2024-03-05-18.json.gz", gzip(b"{}\n"))
+    path.put_raw("elsewhere/2024-03-05-18.json.gz", support::gzip(b"{}\n"))
         .await;
     path.put_raw(&format!("{PREFIX}README.txt"), b"hello".to_vec())
         .await;
@@ -324,7 +317,8 @@ async fn notified_files_become_parquet_and_poison_goes_to_the_dlq_and_back() {
 async fn a_duplicate_delivery_leaves_the_lake_unchanged() {
     let path = EventPath::new().await;
     let key = format!("{PREFIX}2024-03-05-14.json.gz");
-    path.put_raw(&key, gzip(REAL_EVENTS.as_bytes())).await;
+    path.put_raw(&key, support::gzip(REAL_EVENTS.as_bytes()))
+        .await;
     let (first, _) = path.worker();
     assert_eq!(first.len(), 1);
     let before = path.curated_objects().await;

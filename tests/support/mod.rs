@@ -274,16 +274,23 @@ fn tag_values(xml: &str, tag: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // the GHArchive mirror
 
+/// `bytes` gzipped (fast level).
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
 /// A small gzip hour file of `events` real-shaped lines (ids made unique), quick to build.
 pub fn gzip_lines(hour: &str, events: usize) -> Vec<u8> {
     let real = include_str!("../../fixtures/real-events.jsonl");
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut lines = Vec::new();
     for (n, line) in real.lines().cycle().take(events).enumerate() {
         let mut event: serde_json::Value = serde_json::from_str(line).expect("a real event");
         event["id"] = format!("{}{n:06}", hour.replace('-', "")).into();
-        writeln!(encoder, "{event}").unwrap();
+        writeln!(lines, "{event}").unwrap();
     }
-    encoder.finish().unwrap()
+    gzip(&lines)
 }
 
 /// What the mirror does to the next request for a file.
