@@ -1,16 +1,18 @@
 //! `cargo bench`: transform one GHArchive-sized hour (150,000 events, about 0.5 GB of JSON) and
 //! report wall time, events/s, MB/s of JSON and peak RSS, beside the floor (`gzip -dc` alone)
 //! and DuckDB doing the same job on the same file with 2 threads (when `duckdb` is importable in
-//! python3; `pip install duckdb`).
+//! python3; `pip install duckdb`); then hours of the archive's older formats, of as many
+//! events: a 2013 timeline hour (no ids, Pacific times) and a 2011 backfill hour.
 //!
-//! Environment: BENCH_EVENTS (default 150000), BENCH_RUNS (default 3), BENCH_SKIP_DUCKDB=1.
+//! Environment: BENCH_EVENTS (default 150000), BENCH_RUNS (default 3), BENCH_SKIP_DUCKDB=1,
+//! BENCH_SKIP_ERAS=1.
 
 mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{env_number, hour_file, measure, median};
+use common::{env_number, era_hour_file, hour_file, measure, median};
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
@@ -22,20 +24,7 @@ fn main() {
     let (dir, input) = hour_file(elt, events);
     let gz_mib = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0) as f64 / (1024.0 * 1024.0);
 
-    let mut walls = Vec::new();
-    let mut rss = Vec::new();
-    let mut summary = serde_json::Value::Null;
-    for run in 0..runs {
-        let m = common::transform(
-            elt,
-            &dir.join(format!("lake-{run}")),
-            &input,
-            Stdio::piped(),
-        );
-        summary = serde_json::from_str(m.stdout.trim()).expect("a summary line");
-        walls.push(m.wall.as_secs_f64());
-        rss.push(m.peak_rss_mib);
-    }
+    let elt_run = transform_runs(elt, &dir, &input, runs);
     let gunzip = || {
         measure(
             Command::new("gzip")
@@ -47,10 +36,8 @@ fn main() {
     let floor = median((0..runs).map(|_| gunzip().wall.as_secs_f64()).collect());
     // The floor is measured after elt: a child that ran earlier can leave its peak in the
     // next child's `ru_maxrss` here.
-    let wall = median(walls.clone());
-    let lines = summary["lines"].as_f64().unwrap_or(0.0);
-    let json_mb = summary["json_bytes"].as_f64().unwrap_or(0.0) / 1e6;
-    let peak = rss.iter().copied().fold(0.0, f64::max);
+    let records = elt_run.summary["records"].as_f64().unwrap_or(0.0);
+    let json_mb = elt_run.summary["json_bytes"].as_f64().unwrap_or(0.0) / 1e6;
 
     println!(
         "input: {} — {events} events, {json_mb:.0} MB of JSON, {gz_mib:.0} MiB gzip",
@@ -68,30 +55,67 @@ fn main() {
         json_mb / floor,
         ""
     );
-    println!(
-        "{:<28} {:>8.2} {:>12.0} {:>10.0} {:>14.0}   (runs, s: {}; RSS, MiB: {})",
-        "elt transform",
-        wall,
-        lines / wall,
-        json_mb / wall,
-        peak,
-        walls
-            .iter()
-            .map(|w| format!("{w:.2}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        rss.iter()
-            .map(|r| format!("{r:.0}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-
+    elt_run.print("elt transform");
     if std::env::var_os("BENCH_SKIP_DUCKDB").is_none() {
-        duckdb_peer(&input, &dir, lines, json_mb);
+        duckdb_peer(&input, &dir, records, json_mb);
+    }
+    if std::env::var_os("BENCH_SKIP_ERAS").is_none() {
+        for (label, hour) in [
+            ("elt transform, 2013 hour", "2013-02-15-20"),
+            ("elt transform, 2011 hour", "2011-02-15-14"),
+        ] {
+            let (_, input) = era_hour_file(elt, hour, events);
+            transform_runs(elt, &dir, &input, runs).print(label);
+        }
     }
 }
 
-fn duckdb_peer(input: &Path, dir: &Path, lines: f64, json_mb: f64) {
+/// `runs` transforms of one file: wall times, peak RSS, and the last summary.
+struct Runs {
+    walls: Vec<f64>,
+    rss: Vec<f64>,
+    summary: serde_json::Value,
+}
+
+fn transform_runs(elt: &str, dir: &Path, input: &Path, runs: usize) -> Runs {
+    let mut measured = Runs {
+        walls: Vec::new(),
+        rss: Vec::new(),
+        summary: serde_json::Value::Null,
+    };
+    for run in 0..runs {
+        let m = common::transform(elt, &dir.join(format!("lake-{run}")), input, Stdio::piped());
+        measured.summary = serde_json::from_str(m.stdout.trim()).expect("a summary line");
+        measured.walls.push(m.wall.as_secs_f64());
+        measured.rss.push(m.peak_rss_mib);
+    }
+    measured
+}
+
+impl Runs {
+    fn print(&self, label: &str) {
+        let wall = median(self.walls.clone());
+        let records = self.summary["records"].as_f64().unwrap_or(0.0);
+        let json_mb = self.summary["json_bytes"].as_f64().unwrap_or(0.0) / 1e6;
+        let peak = self.rss.iter().copied().fold(0.0, f64::max);
+        let list = |values: &[f64], digits: usize| {
+            values
+                .iter()
+                .map(|v| format!("{v:.digits$}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "{label:<28} {wall:>8.2} {:>12.0} {:>10.0} {peak:>14.0}   ({json_mb:.0} MB of JSON; runs, s: {}; RSS, MiB: {})",
+            records / wall,
+            json_mb / wall,
+            list(&self.walls, 2),
+            list(&self.rss, 0),
+        );
+    }
+}
+
+fn duckdb_peer(input: &Path, dir: &Path, records: f64, json_mb: f64) {
     let available = Command::new("python3")
         .args(["-c", "import duckdb"])
         .stderr(Stdio::null())
@@ -122,7 +146,7 @@ fn duckdb_peer(input: &Path, dir: &Path, lines: f64, json_mb: f64) {
         "{:<28} {:>8.2} {:>12.0} {:>10.0} {:>14.0}   ({})",
         "duckdb (2 threads)",
         wall,
-        lines / wall,
+        records / wall,
         json_mb / wall,
         m.peak_rss_mib,
         m.stdout.trim()

@@ -162,10 +162,8 @@ pub async fn demo(
         gen(
             &path,
             &GenOptions {
-                hour: *hour,
-                events,
                 seed: i as u64 + 1,
-                duplicate_share: 0.005,
+                ..GenOptions::new(*hour, events)
             },
         )?;
     }

@@ -198,6 +198,13 @@ enum Command {
         /// Share of lines that repeat an earlier event id.
         #[arg(long, default_value_t = 0.005)]
         duplicate_share: f64,
+        /// Wire format: `backfill` (2011 – early 2012), `timeline` (2012–2014: no ids, Pacific
+        /// times, the hour named by a Pacific clock) or `events` (2015 on). Default: the hour's era.
+        #[arg(long, value_enum)]
+        era: Option<gh_elt::gen::Era>,
+        /// Share of events that are late events of the hour before (as in GHArchive since 2025).
+        #[arg(long, default_value_t = 0.0)]
+        late_share: f64,
         /// Output file, e.g. 2024-03-05-14.json.gz.
         out: PathBuf,
     },
@@ -321,6 +328,8 @@ fn main() -> ExitCode {
                 events,
                 seed,
                 duplicate_share,
+                era,
+                late_share,
                 out,
             } => commands::gen(
                 &out,
@@ -329,6 +338,8 @@ fn main() -> ExitCode {
                     events,
                     seed,
                     duplicate_share,
+                    era,
+                    late_share,
                 },
             ),
             Command::Demo {

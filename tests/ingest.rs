@@ -28,10 +28,8 @@ fn hour_file(h: Hour, events: u64) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("{h}.json.gz"));
     let options = GenOptions {
-        hour: h,
-        events,
         seed: u64::from(h.hour()) + 1,
-        duplicate_share: 0.005,
+        ..GenOptions::new(h, events)
     };
     generate(&path, &options, |_| {}).unwrap();
     std::fs::read(path).unwrap()

@@ -1,147 +1,21 @@
 //! End-to-end tests of `elt transform` and `elt query`: the real binary on real GHArchive events
 //! and on poison files, with the Parquet checked through DataFusion and the parquet reader.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod lake;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io::Read;
 
 use base64::Engine;
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::parquet::basic::{LogicalType, Type as PhysicalType};
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
-use events::{RejectRecord, TransformSummary};
-use gh_elt::lake::{self, Format};
+use events::RejectRecord;
+use lake::{elt, gzip, raw_payload, Lake};
 use serde_json::Value;
 
 const REAL_EVENTS: &str = include_str!("../fixtures/real-events.jsonl");
 const HOUR: &str = "2024-03-05-14";
-
-fn elt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_elt"))
-        .args(args)
-        .output()
-        .expect("elt runs")
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
-
-struct Lake {
-    dir: tempfile::TempDir,
-}
-
-impl Lake {
-    fn new() -> Lake {
-        Lake {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn lake(&self) -> PathBuf {
-        self.dir.path().join("lake")
-    }
-    fn write_raw(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.dir.path().join("raw").join(name);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, bytes).unwrap();
-        path
-    }
-    /// Runs `elt transform` on files; returns the summaries, or the error text.
-    fn transform(&self, files: &[&Path], extra: &[&str]) -> Result<Vec<TransformSummary>, String> {
-        let lake = self.lake();
-        let mut args = vec!["transform", "--lake", lake.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        args.extend(files.iter().map(|f| f.to_str().unwrap()));
-        let out = elt(&args);
-        if !out.status.success() {
-            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-        }
-        let summaries: Vec<TransformSummary> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("a summary line"))
-            .collect();
-        for s in &summaries {
-            assert_eq!(
-                s.lines,
-                s.rows + s.duplicates + s.rejected,
-                "accounting identity: {s:?}"
-            );
-        }
-        Ok(summaries)
-    }
-    /// Every file in the lake, relative path → bytes.
-    fn files(&self) -> BTreeMap<String, Vec<u8>> {
-        fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, root, out);
-                } else {
-                    let rel = path
-                        .strip_prefix(root)
-                        .unwrap()
-                        .to_string_lossy()
-                        .into_owned();
-                    out.insert(rel, std::fs::read(&path).unwrap());
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(&self.lake(), &self.lake(), &mut out);
-        out
-    }
-    fn rejects(&self, hour: &str) -> Vec<RejectRecord> {
-        let bytes = std::fs::read(
-            self.lake()
-                .join(format!("_rejects/ghactivity/{hour}.jsonl.gz")),
-        )
-        .unwrap();
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_string(&mut text)
-            .unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-    /// Query results as JSON objects, one per row.
-    fn rows(&self, sql: &str) -> Vec<serde_json::Map<String, Value>> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let batches = runtime
-            .block_on(lake::query(&self.lake(), "ghactivity/", sql))
-            .unwrap();
-        let mut out = Vec::new();
-        lake::print(&batches, Format::Json, &mut out).unwrap();
-        String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-/// The `payload` text exactly as it stands in a line, found by a JSON parser (not a string search).
-fn raw_payload(line: &str) -> (String, String) {
-    #[derive(serde::Deserialize)]
-    struct Raw<'a> {
-        id: String,
-        #[serde(borrow)]
-        payload: &'a serde_json::value::RawValue,
-    }
-    let raw: Raw = serde_json::from_str(line).unwrap();
-    (raw.id, raw.payload.get().to_string())
-}
 
 #[test]
 fn real_events_become_typed_flattened_parquet() {
@@ -152,18 +26,30 @@ fn real_events_become_typed_flattened_parquet() {
     assert_eq!(
         (
             summary.lines,
+            summary.records,
             summary.rows,
             summary.duplicates,
             summary.rejected
         ),
-        (lines, lines, 0, 0)
+        (lines, lines, lines, 0, 0)
     );
-    assert_eq!(
-        summary.outputs,
-        vec![format!(
-            "ghactivity/year=2024/month=03/dayofmonth=05/part-{HOUR}-0000.snappy.parquet"
-        )]
-    );
+    // One part per UTC day of the events' `created_at` (the fixture spans 2012–2026), each
+    // named by the source hour; the days are found here from the JSON, not from the engine.
+    let days: BTreeSet<String> = REAL_EVENTS
+        .lines()
+        .map(|l| {
+            let event: Value = serde_json::from_str(l).unwrap();
+            utc_day(event["created_at"].as_str().unwrap())
+        })
+        .collect();
+    let expected: Vec<String> = days
+        .iter()
+        .map(|day| {
+            let (y, m, d) = (&day[..4], &day[5..7], &day[8..10]);
+            format!("ghactivity/year={y}/month={m}/dayofmonth={d}/part-{HOUR}-0000.snappy.parquet")
+        })
+        .collect();
+    assert_eq!(summary.outputs, expected);
     assert_eq!(summary.json_bytes, REAL_EVENTS.len() as u64);
 
     // The Parquet schema: the documented columns, in order, with their types.
@@ -240,6 +126,21 @@ fn real_events_become_typed_flattened_parquet() {
             event.get("org").and_then(|o| o.get("login"))
         );
         assert_eq!(row["source_file"], format!("{HOUR}.json.gz"));
+        assert_eq!(
+            row.get("other"),
+            None,
+            "an Events API record leaves nothing over"
+        );
+        let day = utc_day(event["created_at"].as_str().unwrap());
+        assert_eq!(
+            (&row["year"], &row["month"], &row["dayofmonth"]),
+            (
+                &Value::from(day[..4].parse::<i64>().unwrap()),
+                &Value::from(day[5..7].parse::<i64>().unwrap()),
+                &Value::from(day[8..10].parse::<i64>().unwrap())
+            ),
+            "each row in the partition of its created_at's UTC day"
+        );
         let or_null = |v: Option<&Value>| v.filter(|v| !v.is_null()).cloned();
         // Columns taken straight from one payload field.
         for (column, pointer) in [
@@ -275,11 +176,35 @@ fn real_events_become_typed_flattened_parquet() {
         assert_eq!(created, stored, "{id}");
     }
 
-    // Partition columns work as integers, as Athena's projection gives them.
-    let counted = lake.rows(
-        "SELECT count(*) AS n FROM ghactivity WHERE year = 2024 AND month = 3 AND dayofmonth = 5",
-    );
-    assert_eq!(counted[0]["n"].as_u64(), Some(lines));
+    // Partition columns work as integers, as Athena's projection gives them, and a query pruned
+    // by them returns what a filter on created_at alone returns.
+    let mut per_day: BTreeMap<String, u64> = BTreeMap::new();
+    for line in REAL_EVENTS.lines() {
+        let event: Value = serde_json::from_str(line).unwrap();
+        *per_day
+            .entry(utc_day(event["created_at"].as_str().unwrap()))
+            .or_default() += 1;
+    }
+    let (busiest, events) = per_day.iter().max_by_key(|(_, n)| **n).unwrap();
+    let (y, m, d) = (&busiest[..4], &busiest[5..7], &busiest[8..10]);
+    let pruned = lake.rows(&format!(
+        "SELECT count(*) AS n FROM ghactivity WHERE year = {y} AND month = {m} AND dayofmonth = {d}"
+    ));
+    let by_time = lake.rows(&format!(
+        "SELECT count(*) AS n FROM ghactivity WHERE created_at >= TIMESTAMP '{busiest}T00:00:00Z' \
+         AND created_at < TIMESTAMP '{busiest}T00:00:00Z' + INTERVAL '1' DAY"
+    ));
+    assert_eq!(pruned[0]["n"].as_u64(), Some(*events));
+    assert_eq!(by_time[0]["n"].as_u64(), Some(*events));
+}
+
+/// `YYYY-MM-DD` of an RFC 3339 time in UTC (chrono here; the engine parses by hand).
+fn utc_day(time: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(time)
+        .unwrap()
+        .with_timezone(&chrono::Utc)
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 fn expected_columns() -> Vec<(&'static str, DataType)> {
@@ -303,7 +228,13 @@ fn expected_columns() -> Vec<(&'static str, DataType)> {
     for name in ["action", "ref", "ref_type", "head", "before"] {
         cols.push((name, s.clone()));
     }
-    for name in ["push_id", "push_size", "push_distinct_size", "number"] {
+    for name in [
+        "push_id",
+        "push_size",
+        "push_distinct_size",
+        "number",
+        "issue_id",
+    ] {
         cols.push((name, i.clone()));
     }
     cols.extend([
@@ -359,6 +290,7 @@ fn expected_columns() -> Vec<(&'static str, DataType)> {
         "creator_user_login",
         "source_file",
         "payload",
+        "other",
     ] {
         cols.push((name, s.clone()));
     }
@@ -457,14 +389,23 @@ fn bad_lines_are_quarantined_with_reason_and_exact_bytes() {
     push(b"   \r"); // 29: blank
     push(b"[1, 2, 3]"); // 30
     push(b"\x00\x9f\x92\x96 binary \xc3\x28 garbage"); // 31
-    push(good[5].replace("}}", "}} trailing").as_bytes()); // 32
+                                                       // 32: a whole event (line 6 again) and garbage after it: the event is read (a duplicate),
+                                                       // the garbage quarantined on its own.
+    push(format!("{} trailing", good[5]).as_bytes());
     let raw = lake.write_raw(&format!("{HOUR}.json.gz"), &gzip(&file));
     let summary = lake.transform(&[&raw], &[]).unwrap().remove(0);
     assert_eq!(
-        (summary.lines, summary.rejected, summary.rows),
-        (30, 10, 20),
+        (
+            summary.lines,
+            summary.records,
+            summary.rejected,
+            summary.rows,
+            summary.duplicates
+        ),
+        (30, 31, 10, 20, 1),
         "{summary:?}"
     );
+    assert_eq!(summary.repairs.lines_split, 1);
     assert_eq!(
         summary.quarantine.as_deref(),
         Some(format!("_rejects/ghactivity/{HOUR}.jsonl.gz").as_str())
@@ -500,8 +441,10 @@ fn bad_lines_are_quarantined_with_reason_and_exact_bytes() {
         };
         assert!(fits, "line {line}: {error:?} should say {reason:?}");
     }
-    // Nothing is lost: each reject holds its line exactly.
-    let physical: Vec<&[u8]> = file.split(|&b| b == b'\n').collect();
+    // Nothing is lost: each reject holds its line exactly (the piece of it that was not an event,
+    // where a line held an event too).
+    let mut physical: Vec<&[u8]> = file.split(|&b| b == b'\n').collect();
+    physical[31] = b"trailing";
     for r in &rejects {
         let kept = match (&r.raw, &r.raw_base64) {
             (Some(text), None) => text.as_bytes().to_vec(),

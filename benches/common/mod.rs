@@ -53,15 +53,21 @@ pub fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// The benchmark hour (`elt gen`, seed 1) of `events` events, made once and kept in the target
 /// folder: returns its folder and path.
 pub fn hour_file(elt: &str, events: u64) -> (PathBuf, PathBuf) {
+    era_hour_file(elt, "2024-03-05-14", events)
+}
+
+/// An hour file of `events` events for `hour`, in the format of the hour's era (`elt gen`,
+/// seed 1), made once and kept in the target folder: returns its folder and path.
+pub fn era_hour_file(elt: &str, hour: &str, events: u64) -> (PathBuf, PathBuf) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{events}"));
-    let input = dir.join("2024-03-05-14.json.gz");
+    let input = dir.join(format!("{hour}.json.gz"));
     if !input.exists() {
         eprintln!("generating {} ({events} events)…", input.display());
         let status = Command::new(elt)
             .args([
                 "gen",
                 "--hour",
-                "2024-03-05-14",
+                hour,
                 "--events",
                 &events.to_string(),
                 "--seed",

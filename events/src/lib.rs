@@ -2,13 +2,11 @@
 //! and the records a transform run reports. Plain data, no I/O: both stages and the `elt` command
 //! depend on this crate, and it depends on neither.
 
-use std::fmt;
-use std::str::FromStr;
-
 pub mod jobs;
+mod keys;
 pub mod notifications;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Utc};
+pub use keys::{Compression, Day, Hour, HourError};
 use serde::{Deserialize, Serialize};
 
 /// Default key prefix of raw hour files in the raw bucket.
@@ -18,192 +16,29 @@ pub const DEFAULT_CURATED_PREFIX: &str = "ghactivity/";
 /// Default key prefix of quarantined lines.
 pub const DEFAULT_REJECTS_PREFIX: &str = "_rejects/ghactivity/";
 
-/// One GHArchive hour, named as GHArchive names its files: `YYYY-MM-DD-H`, the hour not
-/// zero-padded (`2024-03-05-9`). Parsing also accepts a padded hour (`2024-03-05-09`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Hour(NaiveDateTime);
-
-/// The compression of a raw file as its name announces it. The transform trusts magic bytes over
-/// this; the name only decides which names are hour files at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    Gzip,
-    Zstd,
-    None,
-}
-
-impl Compression {
-    /// The file-name extension GHArchive-style raw files carry for this compression.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Compression::Gzip => ".json.gz",
-            Compression::Zstd => ".json.zst",
-            Compression::None => ".json",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HourError {
-    #[error("`{0}` is not a GHArchive hour: expected YYYY-MM-DD-H, for example 2024-03-05-14 or 2024-03-05-9")]
-    BadHour(String),
-    #[error("`{0}` is not named as a GHArchive hour file: expected YYYY-MM-DD-H.json.gz, .json.zst or .json, for example 2024-03-05-14.json.gz")]
-    BadFileName(String),
-}
-
-impl Hour {
-    pub fn from_ymdh(year: i32, month: u32, day: u32, hour: u32) -> Option<Hour> {
-        NaiveDate::from_ymd_opt(year, month, day)
-            .and_then(|d| d.and_hms_opt(hour, 0, 0))
-            .map(Hour)
-    }
-
-    /// The hour that contains `time`.
-    pub fn containing(time: DateTime<Utc>) -> Hour {
-        let t = time.naive_utc();
-        Hour::from_ymdh(t.year(), t.month(), t.day(), t.hour())
-            .expect("a valid time has a valid hour")
-    }
-
-    /// Parses a file name (or a key or path ending in one) such as `2024-03-05-14.json.gz`.
-    pub fn from_file_name(name: &str) -> Result<(Hour, Compression), HourError> {
-        let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
-        let bad = || HourError::BadFileName(base.to_string());
-        for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
-            if let Some(stem) = base.strip_suffix(compression.extension()) {
-                return stem.parse().map(|h| (h, compression)).map_err(|_| bad());
-            }
-        }
-        Err(bad())
-    }
-
-    pub fn start(self) -> DateTime<Utc> {
-        self.0.and_utc()
-    }
-    pub fn year(self) -> i32 {
-        self.0.year()
-    }
-    pub fn month(self) -> u32 {
-        self.0.month()
-    }
-    pub fn day(self) -> u32 {
-        self.0.day()
-    }
-    pub fn hour(self) -> u32 {
-        self.0.hour()
-    }
-    pub fn next(self) -> Hour {
-        Hour(self.0 + Duration::hours(1))
-    }
-    pub fn previous(self) -> Hour {
-        Hour(self.0 - Duration::hours(1))
-    }
-    /// When the hour is over: GHArchive publishes its file shortly after.
-    pub fn end(self) -> DateTime<Utc> {
-        self.start() + Duration::hours(1)
-    }
-    /// The hours from `first` to `last`, both included (empty if `last` is before `first`).
-    pub fn range(first: Hour, last: Hour) -> impl Iterator<Item = Hour> {
-        std::iter::successors(Some(first), |h| Some(h.next())).take_while(move |h| *h <= last)
-    }
-
-    /// `landing/ghactivity/2024-03-05-14.json.gz`
-    pub fn raw_key(self, raw_prefix: &str, compression: Compression) -> String {
-        format!("{raw_prefix}{self}{}", compression.extension())
-    }
-
-    /// The partition folder of this hour's rows: `ghactivity/year=2024/month=03/dayofmonth=05/`.
-    pub fn partition_prefix(self, curated_prefix: &str) -> String {
-        format!(
-            "{curated_prefix}year={:04}/month={:02}/dayofmonth={:02}/",
-            self.year(),
-            self.month(),
-            self.day()
-        )
-    }
-
-    /// The file name of Parquet part `index` of this hour: `part-2024-03-05-14-0000.snappy.parquet`.
-    pub fn part_file_name(self, index: usize) -> String {
-        format!("part-{self}-{index:04}.snappy.parquet")
-    }
-
-    /// Reads the part index back from a file name of this hour, or `None` if the name is not one.
-    pub fn part_index(self, file_name: &str) -> Option<usize> {
-        let rest = file_name.strip_prefix(&format!("part-{self}-"))?;
-        let digits = rest.strip_suffix(".snappy.parquet")?;
-        if digits.len() < 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        digits.parse().ok()
-    }
-
-    /// `ghactivity/year=2024/month=03/dayofmonth=05/part-2024-03-05-14-0000.snappy.parquet`
-    pub fn part_key(self, curated_prefix: &str, index: usize) -> String {
-        format!(
-            "{}{}",
-            self.partition_prefix(curated_prefix),
-            self.part_file_name(index)
-        )
-    }
-
-    /// `_rejects/ghactivity/2024-03-05-14.jsonl.gz`
-    pub fn rejects_key(self, rejects_prefix: &str) -> String {
-        format!("{rejects_prefix}{self}.jsonl.gz")
-    }
-}
-
-impl fmt::Display for Hour {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.0.format("%Y-%m-%d"), self.hour())
-    }
-}
-
-impl FromStr for Hour {
-    type Err = HourError;
-    fn from_str(s: &str) -> Result<Hour, HourError> {
-        let bad = || HourError::BadHour(s.to_string());
-        let (date, hour) = s.rsplit_once('-').ok_or_else(bad)?;
-        if date.len() != 10
-            || hour.is_empty()
-            || hour.len() > 2
-            || !hour.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(bad());
-        }
-        let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| bad())?;
-        let hour: u32 = hour.parse().map_err(|_| bad())?;
-        date.and_hms_opt(hour, 0, 0).map(Hour).ok_or_else(bad)
-    }
-}
-
-impl Serialize for Hour {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Hour {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Hour, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-/// What transforming one raw file did. `lines == rows + duplicates + rejected` always holds.
+/// What transforming one raw file did. `records == rows + duplicates + rejected` always holds.
+///
+/// A record is one JSON value, or one piece of a line that is not one: usually a line holds one
+/// record, but GHArchive has lines holding two events glued together, or a cut-off event glued
+/// to the next; each piece is counted (and landed or quarantined) on its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransformSummary {
     /// The raw file's name or key.
     pub source: String,
     pub hour: Hour,
-    /// Non-blank lines read.
+    /// Non-blank physical lines read (a line holding only NUL bytes is blank).
     pub lines: u64,
+    /// Records read: the unit of the accounting.
+    pub records: u64,
     /// Rows written to Parquet.
     pub rows: u64,
     /// Rows the SQL dropped: with the built-in SQL, events whose `event_id` was already seen.
     pub duplicates: u64,
-    /// Lines quarantined, each with its reason, in `quarantine`.
+    /// Records quarantined, each with its reason, in `quarantine`.
     pub rejected: u64,
+    /// Damage repaired on the way: nothing here is lost, it is what made the records readable.
+    #[serde(default)]
+    pub repairs: Repairs,
     /// Keys of the Parquet parts written, in part order.
     pub outputs: Vec<String>,
     /// Key of the quarantine file, when any line was rejected.
@@ -215,12 +50,29 @@ pub struct TransformSummary {
     pub seconds: f64,
 }
 
-/// One quarantined line in `_rejects/…/HOUR.jsonl.gz`. The exact line is kept in `raw` when it is
+/// Damage in a raw file that the transform repaired (GHArchive issues #17, #53, #169, #190, #271).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repairs {
+    /// Lines that held more than one record (or a cut-off record and the next), split apart.
+    pub lines_split: u64,
+    /// Runs of NUL bytes removed, alone on a line or between records.
+    pub nul_runs: u64,
+}
+
+impl Repairs {
+    pub fn add(&mut self, other: Repairs) {
+        self.lines_split += other.lines_split;
+        self.nul_runs += other.nul_runs;
+    }
+}
+
+/// One quarantined record in `_rejects/…/HOUR.jsonl.gz`. The exact line is kept in `raw` when it is
 /// UTF-8 text within the line limit, otherwise in `raw_base64` (its bytes, base64-encoded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RejectRecord {
     pub source: String,
-    /// 1-based physical line number in the decompressed file.
+    /// 1-based physical line number in the decompressed file (a line holding several records
+    /// gives each of them its number).
     pub line: u64,
     pub error: String,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -237,85 +89,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hour_names_follow_gharchive() {
-        let h: Hour = "2024-03-05-9".parse().unwrap();
-        assert_eq!(h.to_string(), "2024-03-05-9");
-        assert_eq!("2024-03-05-09".parse::<Hour>().unwrap(), h);
-        assert_eq!(h.next().to_string(), "2024-03-05-10");
-        assert_eq!(
-            "2024-03-05-23".parse::<Hour>().unwrap().next().to_string(),
-            "2024-03-06-0"
-        );
-        for bad in [
-            "2024-03-05",
-            "2024-03-05-24",
-            "2024-3-5-1",
-            "x",
-            "2024-03-05-1a",
-            "2024-03-05-123",
-            "",
-        ] {
-            assert!(bad.parse::<Hour>().is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn file_names_give_hour_and_compression() {
-        let (h, c) = Hour::from_file_name("/tmp/x/2024-03-05-14.json.gz").unwrap();
-        assert_eq!(
-            (h.to_string().as_str(), c),
-            ("2024-03-05-14", Compression::Gzip)
-        );
-        assert_eq!(
-            Hour::from_file_name("2024-03-05-14.json.zst").unwrap().1,
-            Compression::Zstd
-        );
-        assert_eq!(
-            Hour::from_file_name("2024-03-05-14.json").unwrap().1,
-            Compression::None
-        );
-        let err = Hour::from_file_name("events.json.gz")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("YYYY-MM-DD-H.json.gz"), "{err}");
-        assert!(Hour::from_file_name("2024-03-05-14.csv").is_err());
-    }
-
-    #[test]
-    fn keys_match_the_lake_layout() {
-        let h: Hour = "2024-03-05-14".parse().unwrap();
-        assert_eq!(
-            h.part_key("ghactivity/", 0),
-            "ghactivity/year=2024/month=03/dayofmonth=05/part-2024-03-05-14-0000.snappy.parquet"
-        );
-        assert_eq!(
-            h.rejects_key(DEFAULT_REJECTS_PREFIX),
-            "_rejects/ghactivity/2024-03-05-14.jsonl.gz"
-        );
-        assert_eq!(
-            h.raw_key(DEFAULT_RAW_PREFIX, Compression::Gzip),
-            "landing/ghactivity/2024-03-05-14.json.gz"
-        );
-        assert_eq!(
-            h.part_index("part-2024-03-05-14-0012.snappy.parquet"),
-            Some(12)
-        );
-        assert_eq!(h.part_index("part-2024-03-05-1-0012.snappy.parquet"), None);
-        assert_eq!(
-            h.part_index("part-2024-03-05-14-0012.snappy.parquet.tmp"),
-            None
-        );
-    }
-
-    #[test]
     fn summary_round_trips_as_json() {
         let s = TransformSummary {
             source: "2024-03-05-14.json.gz".into(),
             hour: "2024-03-05-14".parse().unwrap(),
-            lines: 3,
+            lines: 2,
+            records: 3,
             rows: 1,
             duplicates: 1,
             rejected: 1,
+            repairs: Repairs {
+                lines_split: 1,
+                nul_runs: 0,
+            },
             outputs: vec!["a".into()],
             quarantine: Some("b".into()),
             raw_bytes: 10,

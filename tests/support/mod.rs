@@ -281,13 +281,17 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-/// A small gzip hour file of `events` real-shaped lines (ids made unique), quick to build.
+/// A small gzip hour file of `events` real-shaped lines (ids made unique, times inside the
+/// hour), quick to build.
 pub fn gzip_lines(hour: &str, events: usize) -> Vec<u8> {
     let real = include_str!("../../fixtures/real-events.jsonl");
+    let start = hour.parse::<events::Hour>().expect("an hour").start();
     let mut lines = Vec::new();
     for (n, line) in real.lines().cycle().take(events).enumerate() {
         let mut event: serde_json::Value = serde_json::from_str(line).expect("a real event");
         event["id"] = format!("{}{n:06}", hour.replace('-', "")).into();
+        let at = start + chrono::Duration::seconds((n * 3600 / events.max(1)) as i64);
+        event["created_at"] = at.format("%Y-%m-%dT%H:%M:%SZ").to_string().into();
         writeln!(lines, "{event}").unwrap();
     }
     gzip(&lines)

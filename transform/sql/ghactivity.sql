@@ -1,10 +1,18 @@
 -- gh-elt's transform: one GHArchive hour file → the rows of the `ghactivity` table.
 --
--- Input: `raw_events`, one row per valid line in file order, with the declared schema documented
+-- Input: `raw_events`, one row per valid record in file order, with the declared schema documented
 -- in docs/COLUMNS.md (envelope fields, the `payload` struct of declared payload fields, the raw
--- `payload_json` text, `source_file` and the 1-based `line`).
+-- `payload_json` text, `other` (top-level fields no column takes), `source_file` and the 1-based
+-- `line`). Records of every era arrive in this one shape: a 2012–2014 timeline record's
+-- `actor`, `repository` and Pacific-time `created_at` are already read into `actor`, `repo`,
+-- `org` and UTC, and records without an id carry a made-up negative one.
 -- `first_seen(id)` is true the first time an id appears in the file: it drops duplicate events,
 -- first occurrence wins, without holding rows in memory.
+--
+-- Where the 2011–2014 payloads name a thing differently, the column takes either spelling:
+-- `issue_id` / `comment_id` beside a comment, `commit` for a commit comment's SHA, a CreateEvent's
+-- `object` / `object_name` for `ref_type` / `ref`. (A plain `issue`, `forkee` or `member` value
+-- is read into `payload.issue.id`, `payload.forkee.id`, `payload.member.login`.)
 --
 -- Change this file and pass it with `elt transform --sql FILE` (or TRANSFORM_SQL on Lambda).
 -- Every row the query drops is counted as a duplicate in the run's accounting.
@@ -22,14 +30,16 @@ SELECT
 
     -- Flattened payload fields: null where they do not apply to the event type.
     payload.action                                   AS action,
-    payload.ref                                      AS ref,
-    payload.ref_type                                 AS ref_type,
+    coalesce(payload.ref,
+             CASE WHEN payload.object <> 'repository' THEN payload.object_name END) AS ref,
+    coalesce(payload.ref_type, payload.object)       AS ref_type,
     payload.head                                     AS head,
     payload.before                                   AS before,
     payload.push_id                                  AS push_id,
     payload.size                                     AS push_size,
     payload.distinct_size                            AS push_distinct_size,
     coalesce(payload.number, payload.issue.number, payload.pull_request.number) AS number,
+    coalesce(payload.issue.id, payload.issue_id)     AS issue_id,
     coalesce(payload.issue.title, payload.pull_request.title)                   AS title,
     coalesce(payload.comment.body, payload.review.body, payload.issue.body,
              payload.pull_request.body, payload.release.body)                    AS body,
@@ -55,11 +65,12 @@ SELECT
     payload.pull_request.commits                     AS commits,
     payload.pull_request.review_comments             AS review_comments,
     payload.pull_request.requested_reviewers         AS requested_reviewers,
-    payload.comment.id                               AS comment_id,
+    coalesce(payload.comment.id, payload.comment_id) AS comment_id,
     payload.comment.path                             AS path,
     payload.comment.position                         AS position,
     payload.comment.line                             AS line,
-    coalesce(payload.comment.commit_id, payload.review.commit_id)               AS commit_id,
+    coalesce(payload.comment.commit_id, payload.review.commit_id,
+             CASE WHEN type = 'CommitCommentEvent' THEN payload.commit END)  AS commit_id,
     payload.comment.diff_hunk                        AS diff_hunk,
     payload.review.state                             AS review_state,
     payload.release.tag_name                         AS release_tag_name,
@@ -69,8 +80,10 @@ SELECT
     coalesce(payload.comment."user".login, payload.review."user".login, payload.issue."user".login,
              payload.pull_request."user".login, payload.release.author.login)   AS creator_user_login,
 
-    -- Provenance, and the payload exactly as it stood in the line, so nothing is lost.
+    -- Provenance, the payload exactly as it stood in the line, and every other top-level field no
+    -- column takes (as a JSON object), so nothing is lost.
     source_file,
-    payload_json                                     AS payload
+    payload_json                                     AS payload,
+    other
 FROM raw_events
 WHERE first_seen(id)

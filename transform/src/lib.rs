@@ -13,16 +13,20 @@
 //! Outputs are written under temporary names and renamed into place only when the whole file has
 //! succeeded; stale parts of an earlier run are then removed. A file that fails leaves nothing.
 
+mod envelope;
+mod fields;
 pub mod handler;
 mod input;
 mod objects;
 mod parse;
 mod parts;
+mod payload;
 mod quarantine;
+mod records;
 pub mod schema;
 pub mod sql;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,7 +36,7 @@ use anyhow::{anyhow, bail, Context};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use events::{Hour, TransformSummary};
+use events::{Hour, Repairs, TransformSummary};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -224,15 +228,13 @@ pub async fn transform(
     }
     drop((chunk_rx, parsed_tx));
 
-    let lines = Arc::new(AtomicU64::new(0));
-    let rows_in = Arc::new(AtomicU64::new(0));
+    let counts = Arc::new(Counts::default());
     let ordered = futures::stream::unfold(
         Reorder {
             pending: BTreeMap::new(),
             next: 0,
             rx: parsed_rx,
-            lines: lines.clone(),
-            rows_in: rows_in.clone(),
+            counts: counts.clone(),
         },
         |mut state| async move { state.next_batch().await.map(|batch| (batch, state)) },
     );
@@ -339,8 +341,8 @@ pub async fn transform(
         }
     };
 
-    let lines = lines.load(Ordering::Relaxed) + read.oversized_lines;
-    let rows_in = rows_in.load(Ordering::Relaxed);
+    let lines = counts.lines.load(Ordering::Relaxed) + read.oversized_lines;
+    let rows_in = counts.rows_in.load(Ordering::Relaxed);
     let Some(duplicates) = rows_in.checked_sub(rows) else {
         discard(&store, &staged).await;
         discard(&store, quarantine_staged.as_slice()).await;
@@ -352,9 +354,11 @@ pub async fn transform(
         source,
         hour,
         lines,
+        records: rows_in + rejected,
         rows,
         duplicates,
         rejected,
+        repairs: counts.repairs(),
         outputs,
         quarantine: quarantine_staged.map(|q| q.target.to_string()),
         raw_bytes: raw_bytes.load(Ordering::Relaxed),
@@ -362,14 +366,16 @@ pub async fn transform(
         seconds: started.elapsed().as_secs_f64(),
     };
     debug_assert_eq!(
-        summary.lines,
+        summary.records,
         summary.rows + summary.duplicates + summary.rejected
     );
     Ok(summary)
 }
 
 /// Moves the staged objects into place, then removes what an earlier run of this hour left that
-/// this run did not write (higher-numbered parts, an old quarantine).
+/// this run did not write: parts in the partitions this run wrote and in the days around the
+/// hour (where a file's rows can fall: the day before, for late events; the day after, for a
+/// Pacific-named file), and an old quarantine.
 async fn commit(
     store: &Arc<dyn ObjectStore>,
     hour: Hour,
@@ -383,24 +389,34 @@ async fn commit(
             .await
             .with_context(|| format!("moving {} into place", staged.target))?;
     }
-    let partition = Path::from(hour.partition_prefix(&options.curated_prefix));
-    let stale: Vec<Path> = store
-        .list(Some(&partition))
-        .try_filter_map(|meta| async move {
-            let name = meta.location.filename().unwrap_or_default();
-            Ok(hour
-                .part_index(name)
-                .filter(|&i| i >= parts.len())
-                .map(|_| meta.location.clone()))
-        })
-        .try_collect()
-        .await
-        .with_context(|| format!("listing {partition}"))?;
-    for path in stale {
-        store
-            .delete(&path)
+    let written: HashSet<&Path> = parts.iter().map(|p| &p.target).collect();
+    let day = hour.date();
+    let mut partitions: BTreeSet<String> = [day.previous(), day, day.next()]
+        .iter()
+        .map(|d| d.partition_prefix(&options.curated_prefix))
+        .collect();
+    partitions.extend(parts.iter().filter_map(|p| {
+        let key = p.target.as_ref();
+        key.rsplit_once('/').map(|(folder, _)| format!("{folder}/"))
+    }));
+    for partition in partitions {
+        let partition = Path::from(partition);
+        let stale: Vec<Path> = store
+            .list(Some(&partition))
+            .try_filter_map(|meta| {
+                let name = meta.location.filename().unwrap_or_default();
+                let is_stale = hour.part_index(name).is_some() && !written.contains(&meta.location);
+                async move { Ok(is_stale.then_some(meta.location)) }
+            })
+            .try_collect()
             .await
-            .with_context(|| format!("removing stale part {path}"))?;
+            .with_context(|| format!("listing {partition}"))?;
+        for path in stale {
+            store
+                .delete(&path)
+                .await
+                .with_context(|| format!("removing stale part {path}"))?;
+        }
     }
     if quarantine.is_none() {
         let old = Path::from(hour.rejects_key(&options.rejects_prefix));
@@ -438,13 +454,41 @@ async fn join<T: Send + 'static>(thread: std::thread::JoinHandle<T>) -> anyhow::
         .map_err(|_| anyhow!("a worker thread panicked"))
 }
 
+/// What the parsed chunks held, summed as they pass to the SQL.
+#[derive(Default)]
+struct Counts {
+    lines: AtomicU64,
+    /// Records handed to the SQL (the rest were rejected).
+    rows_in: AtomicU64,
+    lines_split: AtomicU64,
+    nul_runs: AtomicU64,
+}
+
+impl Counts {
+    fn add(&self, parsed: &Parsed) {
+        self.lines.fetch_add(parsed.lines, Ordering::Relaxed);
+        self.rows_in
+            .fetch_add(parsed.batch.num_rows() as u64, Ordering::Relaxed);
+        self.lines_split
+            .fetch_add(parsed.repairs.lines_split, Ordering::Relaxed);
+        self.nul_runs
+            .fetch_add(parsed.repairs.nul_runs, Ordering::Relaxed);
+    }
+
+    fn repairs(&self) -> Repairs {
+        Repairs {
+            lines_split: self.lines_split.load(Ordering::Relaxed),
+            nul_runs: self.nul_runs.load(Ordering::Relaxed),
+        }
+    }
+}
+
 /// Puts parsed chunks back in file order (first occurrence must win the dedupe) and counts them.
 struct Reorder {
     pending: BTreeMap<u64, Parsed>,
     next: u64,
     rx: mpsc::Receiver<anyhow::Result<Parsed>>,
-    lines: Arc<AtomicU64>,
-    rows_in: Arc<AtomicU64>,
+    counts: Arc<Counts>,
 }
 
 impl Reorder {
@@ -452,9 +496,7 @@ impl Reorder {
         loop {
             if let Some(parsed) = self.pending.remove(&self.next) {
                 self.next += 1;
-                self.lines.fetch_add(parsed.lines, Ordering::Relaxed);
-                self.rows_in
-                    .fetch_add(parsed.batch.num_rows() as u64, Ordering::Relaxed);
+                self.counts.add(&parsed);
                 return Some(Ok(parsed.batch));
             }
             match self.rx.recv().await {

@@ -1,16 +1,24 @@
 //! Encoding the SQL's output into Snappy Parquet parts, each staged under a temporary name until
 //! the whole file has succeeded.
+//!
+//! Each row goes to the partition of its `created_at`'s UTC day, so that a query pruned by the
+//! partition columns sees exactly the rows a filter on `created_at` would. One raw file can so
+//! write into two days (a 2012–2014 file named by a Pacific clock, a 2025 file with late events
+//! of the hour before) or, for odd input, many; parts keep the source hour's name in each.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::Context;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{Array, AsArray, BooleanArray};
+use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::parquet::schema::types::ColumnPath;
-use events::Hour;
+use events::{Day, Hour};
 use object_store::path::Path;
 use object_store::ObjectStore;
 use tokio::runtime::Handle;
@@ -24,6 +32,12 @@ const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Rows handed to the Parquet writer at a time: the granularity of the part size check.
 const SLICE_ROWS: usize = 1024;
+/// Partitions with a part open at once. Real hours touch one or two days; a file spread over
+/// more closes the part it wrote longest ago (and starts that day's next part if it returns), so
+/// memory stays bounded whatever the input.
+const MAX_OPEN_PARTS: usize = 4;
+/// The column the partition comes from.
+const PARTITION_COLUMN: &str = "created_at";
 
 /// An object written under a temporary key, to be renamed to `target` when the file commits.
 #[derive(Debug, Clone)]
@@ -55,9 +69,22 @@ pub(crate) struct PartWriter {
     schema: SchemaRef,
     props: WriterProperties,
     max_part_bytes: u64,
-    current: Option<ArrowWriter<ObjectWriter>>,
+    /// The output column of `created_at`; without one, every row goes to the source hour's day.
+    created_at: Option<usize>,
+    open: Vec<OpenPart>,
+    /// The next part number in each day partition.
+    next_index: BTreeMap<Day, usize>,
     staged: Vec<Staged>,
     rows: u64,
+    /// Slices written so far: the clock that tells which open part was used longest ago.
+    writes: u64,
+}
+
+struct OpenPart {
+    day: Day,
+    target: Path,
+    writer: ArrowWriter<ObjectWriter>,
+    last_write: u64,
 }
 
 impl PartWriter {
@@ -73,77 +100,157 @@ impl PartWriter {
                 .set_column_dictionary_enabled(column.clone(), false)
                 .set_column_statistics_enabled(column, EnabledStatistics::None);
         }
+        let created_at = schema
+            .index_of(PARTITION_COLUMN)
+            .ok()
+            .filter(|&i| matches!(schema.field(i).data_type(), DataType::Timestamp(..)));
         PartWriter {
             target,
             schema,
             props: props.build(),
             max_part_bytes,
-            current: None,
+            created_at,
+            open: Vec::new(),
+            next_index: BTreeMap::new(),
             staged: Vec::new(),
             rows: 0,
+            writes: 0,
         }
     }
 
-    /// Writes a batch, in slices, so that parts close near the size limit whatever the batch size.
+    /// Writes a batch: each day's rows, in order, to that day's part.
     pub fn write(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
+        let days = self.days(batch)?;
+        let mut distinct: Vec<i32> = Vec::with_capacity(2);
+        for &day in &days {
+            if !distinct.contains(&day) {
+                distinct.push(day);
+            }
+        }
+        let fallback = self.target.hour.date();
+        if let [day] = distinct.as_slice() {
+            let day = Day::from_days_since_epoch(*day).unwrap_or(fallback);
+            return self.write_day(day, batch);
+        }
+        for day in distinct {
+            let mask: BooleanArray = days.iter().map(|&d| Some(d == day)).collect();
+            let rows = filter_record_batch(batch, &mask)?;
+            self.write_day(Day::from_days_since_epoch(day).unwrap_or(fallback), &rows)?;
+        }
+        Ok(())
+    }
+
+    /// The UTC day of each row, as days since the epoch: its `created_at`'s, or the source
+    /// hour's where there is none.
+    fn days(&self, batch: &RecordBatch) -> anyhow::Result<Vec<i32>> {
+        let hour_day = self.target.hour.start().timestamp().div_euclid(86_400) as i32;
+        let Some(column) = self.created_at else {
+            return Ok(vec![hour_day; batch.num_rows()]);
+        };
+        let dates = cast(batch.column(column), &DataType::Date32)
+            .context("reading the partition day from created_at")?;
+        let dates = dates.as_primitive::<Date32Type>();
+        Ok((0..dates.len())
+            .map(|i| {
+                if dates.is_valid(i) {
+                    dates.value(i)
+                } else {
+                    hour_day
+                }
+            })
+            .collect())
+    }
+
+    /// Writes rows of one day, in slices, so that parts close near the size limit whatever the
+    /// batch size.
+    fn write_day(&mut self, day: Day, batch: &RecordBatch) -> anyhow::Result<()> {
         let mut offset = 0;
         while offset < batch.num_rows() {
             let len = SLICE_ROWS.min(batch.num_rows() - offset);
-            self.write_slice(&batch.slice(offset, len))?;
+            self.write_slice(day, &batch.slice(offset, len))?;
             offset += len;
         }
         Ok(())
     }
 
-    fn write_slice(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
-        let writer = match &mut self.current {
-            Some(writer) => writer,
-            None => {
-                let index = self.staged.len();
-                let target = self
-                    .target
-                    .hour
-                    .part_key(&self.target.curated_prefix, index);
-                let staging = self.target.staging_for(&target);
-                let object =
-                    ObjectWriter::create(&self.target.store, staging, self.target.handle.clone())?;
-                let writer =
-                    ArrowWriter::try_new(object, self.schema.clone(), Some(self.props.clone()))?;
-                self.current.insert(writer)
-            }
-        };
-        writer.write(batch).context("encoding Parquet")?;
+    fn write_slice(&mut self, day: Day, batch: &RecordBatch) -> anyhow::Result<()> {
+        let at = self.part_for(day)?;
+        self.writes += 1;
+        let part = &mut self.open[at];
+        part.last_write = self.writes;
+        part.writer.write(batch).context("encoding Parquet")?;
         self.rows += batch.num_rows() as u64;
-        if writer.in_progress_size() >= ROW_GROUP_BYTES {
-            writer.flush()?;
+        // Row groups close once the open parts together hold this much, which bounds memory.
+        let in_progress: usize = self.open.iter().map(|p| p.writer.in_progress_size()).sum();
+        if in_progress >= ROW_GROUP_BYTES {
+            for part in &mut self.open {
+                if part.writer.in_progress_rows() > 0 {
+                    part.writer.flush()?;
+                }
+            }
         }
+        let writer = &self.open[at].writer;
         if (writer.bytes_written() + writer.in_progress_size()) as u64 >= self.max_part_bytes {
-            self.close_part()?;
+            self.close_part(at)?;
         }
         Ok(())
     }
 
-    fn close_part(&mut self) -> anyhow::Result<()> {
-        if let Some(writer) = self.current.take() {
-            let object = writer.into_inner().context("finishing a Parquet part")?;
-            let staging = object.path().clone();
-            object
-                .finish()
-                .with_context(|| format!("uploading {staging}"))?;
-            let target = Path::from(
-                self.target
-                    .hour
-                    .part_key(&self.target.curated_prefix, self.staged.len()),
-            );
-            self.staged.push(Staged { staging, target });
+    /// The open part of `day`, opening its next part (and closing the one written longest ago
+    /// when too many are open).
+    fn part_for(&mut self, day: Day) -> anyhow::Result<usize> {
+        if let Some(at) = self.open.iter().position(|p| p.day == day) {
+            return Ok(at);
         }
+        if self.open.len() >= MAX_OPEN_PARTS {
+            let oldest = (0..self.open.len())
+                .min_by_key(|&i| self.open[i].last_write)
+                .unwrap_or(0);
+            self.close_part(oldest)?;
+        }
+        let index = self.next_index.entry(day).or_insert(0);
+        let target = self
+            .target
+            .hour
+            .part_key(&self.target.curated_prefix, day, *index);
+        *index += 1;
+        let staging = self.target.staging_for(&target);
+        let object = ObjectWriter::create(&self.target.store, staging, self.target.handle.clone())?;
+        let writer = ArrowWriter::try_new(object, self.schema.clone(), Some(self.props.clone()))?;
+        self.open.push(OpenPart {
+            day,
+            target: Path::from(target),
+            writer,
+            last_write: self.writes,
+        });
+        Ok(self.open.len() - 1)
+    }
+
+    fn close_part(&mut self, at: usize) -> anyhow::Result<()> {
+        let part = self.open.remove(at);
+        let object = part
+            .writer
+            .into_inner()
+            .context("finishing a Parquet part")?;
+        let staging = object.path().clone();
+        object
+            .finish()
+            .with_context(|| format!("uploading {staging}"))?;
+        self.staged.push(Staged {
+            staging,
+            target: part.target,
+        });
         Ok(())
     }
 
-    /// Closes the last part; returns the staged parts in order and the rows written.
+    /// Closes the open parts; returns every staged part, in key order, and the rows written.
     pub fn finish(mut self) -> anyhow::Result<(Vec<Staged>, u64)> {
-        self.close_part()?;
-        Ok((std::mem::take(&mut self.staged), self.rows))
+        while !self.open.is_empty() {
+            self.close_part(0)?;
+        }
+        let mut staged = std::mem::take(&mut self.staged);
+        staged.sort_by(|a, b| a.target.as_ref().cmp(b.target.as_ref()));
+        Ok((staged, self.rows))
     }
 
     /// Parts staged so far, for clean-up when the file fails.

@@ -1,10 +1,19 @@
 //! `elt gen`: GHArchive-shaped hour files built from the real events the repository ships
-//! (`fixtures/real-events.jsonl`), for demos, tests and benchmarks.
+//! (`fixtures/real-events.jsonl`, and `fixtures/legacy-events.jsonl` for the archive's first
+//! years), for demos, tests and benchmarks.
 //!
-//! Each event is a real event of a type drawn from a mix close to a 2024 GHArchive hour, with a
-//! fresh unique id, a time inside the hour, and an actor and repository drawn from skewed pools
-//! (so "top repositories" means something). A small share of lines repeat an earlier event's id,
-//! half of them byte for byte and half with other bytes, as GHArchive's duplicates do.
+//! Each event is a real event of a type drawn from a mix close to a GHArchive hour of its era, in
+//! the era's wire format ([`Era`]), with a fresh unique id (none in the timeline), a time inside
+//! the hour as the era's files were named, and an actor and repository drawn from skewed pools
+//! (so "top repositories" means something). A small share of lines repeat an earlier event,
+//! half of them byte for byte and half with other bytes (same id, later time), as GHArchive's
+//! duplicates do; in the timeline, which has no ids, a repeat is the same bytes. Optionally a
+//! share of events are late events of the hour before, as GHArchive's files carry since 2025.
+
+mod era;
+
+use era::NewEvent;
+pub use era::{pacific_offset_hours, Era};
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -17,8 +26,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
-/// Real GitHub events, 2012–2026, from public GHArchive data.
-pub const REAL_EVENTS: &str = include_str!("../fixtures/real-events.jsonl");
+/// Real GitHub events, 2012–2026, from public GHArchive data (Events API format).
+pub const REAL_EVENTS: &str = include_str!("../../fixtures/real-events.jsonl");
+/// Real GitHub events of 2011–2016 in all three of GHArchive's formats (`fixtures/LEGACY-SOURCES.md`).
+pub const LEGACY_EVENTS: &str = include_str!("../../fixtures/legacy-events.jsonl");
 
 /// Share of each event type in a GHArchive hour of 2024 (roughly); types without a template
 /// are left out and the rest renormalised.
@@ -39,21 +50,65 @@ const TYPE_MIX: &[(&str, f64)] = &[
     ("GollumEvent", 0.003),
 ];
 
+/// The same for an hour of 2011–2014, with the event types of those years.
+const LEGACY_TYPE_MIX: &[(&str, f64)] = &[
+    ("PushEvent", 0.50),
+    ("CreateEvent", 0.12),
+    ("WatchEvent", 0.12),
+    ("IssueCommentEvent", 0.06),
+    ("IssuesEvent", 0.04),
+    ("PullRequestEvent", 0.03),
+    ("ForkEvent", 0.03),
+    ("GollumEvent", 0.02),
+    ("GistEvent", 0.02),
+    ("FollowEvent", 0.02),
+    ("DeleteEvent", 0.01),
+    ("CommitCommentEvent", 0.01),
+    ("PullRequestReviewCommentEvent", 0.005),
+    ("MemberEvent", 0.005),
+    ("DownloadEvent", 0.003),
+    ("PublicEvent", 0.002),
+    ("ReleaseEvent", 0.002),
+    ("ForkApplyEvent", 0.001),
+    ("TeamAddEvent", 0.001),
+];
+
 #[derive(Debug, Clone)]
 pub struct GenOptions {
+    /// The hour as GHArchive named its file (by a Pacific clock in the timeline era).
     pub hour: Hour,
     pub events: u64,
     pub seed: u64,
-    /// Share of lines that repeat an earlier id.
+    /// Share of lines that repeat an earlier event.
     pub duplicate_share: f64,
+    /// The wire format; by default the era of `hour`.
+    pub era: Option<Era>,
+    /// Share of events (Events API format) that are late events of the hour before.
+    pub late_share: f64,
+}
+
+impl GenOptions {
+    /// `events` events for `hour`, seed 1, half a percent of duplicates, the hour's era.
+    pub fn new(hour: Hour, events: u64) -> GenOptions {
+        GenOptions {
+            hour,
+            events,
+            seed: 1,
+            duplicate_share: 0.005,
+            era: None,
+            late_share: 0.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct GenStats {
     /// Lines written.
     pub events: u64,
-    /// Lines that repeat an earlier id.
+    /// Lines that repeat an earlier event.
     pub duplicates: u64,
+    /// Events of the hour before.
+    pub late: u64,
     /// Bytes of JSON written, before compression.
     pub json_bytes: u64,
 }
@@ -64,8 +119,9 @@ struct Templates {
     actors: Vec<(i64, String)>,
 }
 
-fn templates() -> anyhow::Result<Templates> {
-    let mut by_type: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+/// The era's templates by type, and the actor and repository pools (from the Events API
+/// events, which carry both ids and names).
+fn templates(era: Era) -> anyhow::Result<Templates> {
     let (mut repos, mut actors) = (BTreeMap::new(), BTreeMap::new());
     for line in REAL_EVENTS.lines().filter(|l| !l.trim().is_empty()) {
         let event: Value = serde_json::from_str(line).context("a shipped template is not JSON")?;
@@ -80,21 +136,46 @@ fn templates() -> anyhow::Result<Templates> {
         ) {
             actors.insert(id, login.to_string());
         }
-        let kind = event["type"].as_str().unwrap_or_default().to_string();
-        by_type.entry(kind).or_default().push(event);
     }
-    let by_type: Vec<_> = TYPE_MIX
+    let (source, mix) = match era {
+        Era::Events => (REAL_EVENTS, TYPE_MIX),
+        Era::Backfill | Era::Timeline => (LEGACY_EVENTS, LEGACY_TYPE_MIX),
+    };
+    let mut by_type: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for line in source.lines().filter(|l| !l.trim().is_empty()) {
+        let event: Value = serde_json::from_str(line).context("a shipped template is not JSON")?;
+        if template_era(&event) == era {
+            let kind = event["type"].as_str().unwrap_or_default().to_string();
+            by_type.entry(kind).or_default().push(event);
+        }
+    }
+    let by_type: Vec<_> = mix
         .iter()
         .filter_map(|(kind, weight)| by_type.remove(*kind).map(|events| (events, *weight)))
         .collect();
     if by_type.is_empty() {
-        bail!("no event templates");
+        bail!("no event templates for the {era:?} era");
     }
     Ok(Templates {
         by_type,
         repos: repos.into_iter().collect(),
         actors: actors.into_iter().collect(),
     })
+}
+
+/// The format a shipped event is in: no `id` is the timeline; an id with `api.github.dev` URLs
+/// is the backfill.
+fn template_era(event: &Value) -> Era {
+    if event.get("id").is_none() {
+        Era::Timeline
+    } else if event["actor"]["url"]
+        .as_str()
+        .is_some_and(|u| u.contains("api.github.dev"))
+    {
+        Era::Backfill
+    } else {
+        Era::Events
+    }
 }
 
 /// Picks an index in `0..len`, low indexes far more often (a few popular repositories, many
@@ -141,28 +222,28 @@ fn write_events(
     options: &GenOptions,
     on_event: &mut impl FnMut(u64),
 ) -> anyhow::Result<GenStats> {
-    let templates = templates()?;
+    let era = options.era.unwrap_or_else(|| Era::of(options.hour));
+    let templates = templates(era)?;
     let total_weight: f64 = templates.by_type.iter().map(|(_, w)| w).sum();
     let mut rng = StdRng::seed_from_u64(options.seed);
-    // Ids as GHArchive has them in 2024: eleven digits, rising.
-    let first_id = 36_000_000_000i64 + (options.hour.start().timestamp() % 1_000_000) * 1_000;
-    let start = options.hour.start();
+    let first_id = era.first_id(options.hour);
     let mut recent: Vec<Value> = Vec::with_capacity(1024);
     let mut stats = GenStats {
         events: 0,
         duplicates: 0,
+        late: 0,
         json_bytes: 0,
     };
     let mut line = Vec::with_capacity(64 * 1024);
     for i in 0..options.events {
-        let at = start
-            + chrono::Duration::milliseconds((i as i64 * 3_600_000) / options.events.max(1) as i64);
+        let offset =
+            chrono::Duration::milliseconds((i as i64 * 3_600_000) / options.events.max(1) as i64);
         let event = if !recent.is_empty() && rng.random_bool(options.duplicate_share) {
             stats.duplicates += 1;
             let mut again = recent[rng.random_range(0..recent.len())].clone();
-            if rng.random_bool(0.5) {
+            if era.has_ids() && rng.random_bool(0.5) {
                 // The same event delivered again a little later: same id, other bytes.
-                again["created_at"] = Value::from(at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+                again["created_at"] = Value::from(era.created_at(options.hour, offset));
             }
             again
         } else {
@@ -176,19 +257,23 @@ fn write_events(
                 })
                 .unwrap_or(&templates.by_type[0]);
             let mut event = events[rng.random_range(0..events.len())].clone();
-            event["id"] = Value::from((first_id + i as i64).to_string());
-            event["created_at"] = Value::from(at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
             let (repo_id, repo_name) = &templates.repos[skewed(&mut rng, templates.repos.len())];
-            event["repo"]["id"] = Value::from(*repo_id);
-            event["repo"]["name"] = Value::from(repo_name.as_str());
-            event["repo"]["url"] = Value::from(format!("https://api.github.com/repos/{repo_name}"));
             vary_payload(&mut event["payload"], &mut rng);
             let (actor_id, login) = &templates.actors[skewed(&mut rng, templates.actors.len())];
-            event["actor"]["id"] = Value::from(*actor_id);
-            event["actor"]["login"] = Value::from(login.as_str());
-            if event["actor"].get("display_login").is_some() {
-                event["actor"]["display_login"] = Value::from(login.as_str());
+            let mut new = NewEvent {
+                id: first_id + i as i64,
+                created_at: era.created_at(options.hour, offset),
+                repo_id: *repo_id,
+                repo_name: repo_name.clone(),
+                actor_id: *actor_id,
+                login: login.clone(),
+            };
+            if options.late_share > 0.0 && rng.random_bool(options.late_share) {
+                stats.late += 1;
+                let early = chrono::Duration::seconds(rng.random_range(1..=600));
+                new.created_at = era.created_at(options.hour, -early);
             }
+            era.dress(&mut event, &new);
             if recent.len() < 1024 {
                 recent.push(event.clone());
             } else {
@@ -256,10 +341,9 @@ mod tests {
     #[test]
     fn generated_hours_are_deterministic_and_mostly_unique() {
         let options = GenOptions {
-            hour: "2024-03-05-14".parse().unwrap(),
-            events: 2000,
             seed: 7,
             duplicate_share: 0.01,
+            ..GenOptions::new("2024-03-05-14".parse().unwrap(), 2000)
         };
         let (mut a, mut b) = (Vec::new(), Vec::new());
         let stats = write_events(&mut a, &options, &mut |_| {}).unwrap();
@@ -291,5 +375,85 @@ mod tests {
             .filter(|l| l.contains(r#""type":"PushEvent""#))
             .count();
         assert!((700..1200).contains(&pushes), "{pushes}");
+    }
+
+    fn generate_text(options: &GenOptions) -> (String, GenStats) {
+        let mut out = Vec::new();
+        let stats = write_events(&mut out, options, &mut |_| {}).unwrap();
+        (String::from_utf8(out).unwrap(), stats)
+    }
+
+    #[test]
+    fn timeline_hours_have_no_ids_pacific_times_and_repositories() {
+        let options = GenOptions::new("2013-02-15-20".parse().unwrap(), 2000);
+        let (text, stats) = generate_text(&options);
+        let mut seen = std::collections::HashSet::new();
+        let mut repeats = 0;
+        for line in text.lines() {
+            let event: Value = serde_json::from_str(line).unwrap();
+            assert!(event.get("id").is_none(), "{line}");
+            let at = event["created_at"].as_str().unwrap();
+            assert!(
+                at.starts_with("2013-02-15T20:") && at.ends_with("-08:00"),
+                "{at}"
+            );
+            assert!(event["actor"].is_string() || event["actor"].is_null());
+            if let Some(repository) = event.get("repository") {
+                assert!(repository["owner"].is_string() && repository["name"].is_string());
+                assert!(event.get("repo").is_none());
+            }
+            repeats += u64::from(!seen.insert(line.to_string()));
+        }
+        assert_eq!(
+            repeats, stats.duplicates,
+            "a timeline repeat is the same bytes"
+        );
+        assert!(text.contains(r#""type":"GistEvent""#) && text.contains(r#""type":"FollowEvent""#));
+    }
+
+    #[test]
+    fn backfill_hours_have_ids_old_urls_and_plain_payload_values() {
+        let options = GenOptions::new("2011-02-15-14".parse().unwrap(), 2000);
+        let (text, _) = generate_text(&options);
+        for line in text.lines() {
+            let event: Value = serde_json::from_str(line).unwrap();
+            assert!(
+                event["id"].as_str().is_some_and(|id| id.starts_with("11")),
+                "{line}"
+            );
+            assert!(event["created_at"]
+                .as_str()
+                .unwrap()
+                .starts_with("2011-02-15T14:"));
+            assert!(event["actor"]["url"]
+                .as_str()
+                .unwrap()
+                .contains("api.github.dev"));
+        }
+        assert!(
+            text.contains(r#""issue":5"#)
+                || text.contains(r#""forkee":1"#)
+                || text.contains(r#""shas":"#)
+        );
+    }
+
+    #[test]
+    fn late_events_belong_to_the_hour_before() {
+        let options = GenOptions {
+            late_share: 0.1,
+            ..GenOptions::new("2025-06-02-0".parse().unwrap(), 2000)
+        };
+        let (text, stats) = generate_text(&options);
+        let late = text
+            .lines()
+            .filter(|l| l.contains(r#""created_at":"2025-06-01T23:5"#))
+            .count() as u64;
+        assert!(
+            stats.late > 100 && late >= stats.late - stats.duplicates,
+            "{stats:?} {late}"
+        );
+        // Without a late share, the events-era hour is what it always was.
+        let plain = GenOptions::new("2024-03-05-14".parse().unwrap(), 300);
+        assert_eq!(generate_text(&plain).1.late, 0);
     }
 }

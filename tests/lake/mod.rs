@@ -1,0 +1,143 @@
+//! The local lake as the end-to-end tests use it: raw files in a temporary folder, `elt transform`
+//! run on them, and the lake's files, quarantine and rows read back.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use events::{RejectRecord, TransformSummary};
+use gh_elt::lake::{self, Format};
+use serde_json::Value;
+
+pub fn elt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_elt"))
+        .args(args)
+        .output()
+        .expect("elt runs")
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+pub struct Lake {
+    dir: tempfile::TempDir,
+}
+
+impl Lake {
+    pub fn new() -> Lake {
+        Lake {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn lake(&self) -> PathBuf {
+        self.dir.path().join("lake")
+    }
+    pub fn write_raw(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.dir.path().join("raw").join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+    /// Runs `elt transform` on files; returns the summaries, or the error text.
+    pub fn transform(
+        &self,
+        files: &[&Path],
+        extra: &[&str],
+    ) -> Result<Vec<TransformSummary>, String> {
+        let lake = self.lake();
+        let mut args = vec!["transform", "--lake", lake.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.extend(files.iter().map(|f| f.to_str().unwrap()));
+        let out = elt(&args);
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        let summaries: Vec<TransformSummary> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a summary line"))
+            .collect();
+        for s in &summaries {
+            assert_eq!(
+                s.records,
+                s.rows + s.duplicates + s.rejected,
+                "accounting identity: {s:?}"
+            );
+        }
+        Ok(summaries)
+    }
+    /// Every file in the lake, relative path → bytes.
+    pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, root, out);
+                } else {
+                    let rel = path
+                        .strip_prefix(root)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned();
+                    out.insert(rel, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(&self.lake(), &self.lake(), &mut out);
+        out
+    }
+    pub fn rejects(&self, hour: &str) -> Vec<RejectRecord> {
+        let bytes = std::fs::read(
+            self.lake()
+                .join(format!("_rejects/ghactivity/{hour}.jsonl.gz")),
+        )
+        .unwrap();
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+    /// Query results as JSON objects, one per row.
+    pub fn rows(&self, sql: &str) -> Vec<serde_json::Map<String, Value>> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let batches = runtime
+            .block_on(lake::query(&self.lake(), "ghactivity/", sql))
+            .unwrap();
+        let mut out = Vec::new();
+        lake::print(&batches, Format::Json, &mut out).unwrap();
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// The `payload` text exactly as it stands in a line, found by a JSON parser (not a string search).
+pub fn raw_payload(line: &str) -> (String, String) {
+    #[derive(serde::Deserialize)]
+    struct Raw<'a> {
+        id: String,
+        #[serde(borrow)]
+        payload: &'a serde_json::value::RawValue,
+    }
+    let raw: Raw = serde_json::from_str(line).unwrap();
+    (raw.id, raw.payload.get().to_string())
+}

@@ -1,0 +1,430 @@
+//! The top level of a GHArchive record, read into one shape from any of the archive's three wire
+//! formats:
+//!
+//! * **Events API** (2015 – today, and the 2011 – early 2012 "backfill"): `id`, `type`,
+//!   `created_at`, and `actor`, `repo`, `org` objects.
+//! * **Timeline** (2012 – 2014): no `id`; `actor` is a login with an `actor_attributes` object
+//!   beside it; a `repository` object (`id`, `name`, `owner`, `organization`, …) stands for
+//!   `repo` and `org`; a top-level `url`; `created_at` with a Pacific offset.
+//!
+//! The columns take what carries their meaning in either shape; every top-level field that no
+//! column takes whole (`actor_attributes`, `repository`, `url`, or anything unknown) is kept, as
+//! it stood in the line, in [`Envelope::other`]. A record without an id gets [`made_up_id`].
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::fields::{object_or_plain, EventId, Text, Timestamp};
+use crate::payload::User;
+
+/// The top-level fields of one record, with the payload still as raw JSON text.
+pub(crate) struct Envelope<'a> {
+    /// `None` for timeline records, which have no id.
+    pub id: Option<i64>,
+    pub event_type: Cow<'a, str>,
+    /// Milliseconds since the epoch, UTC.
+    pub created_at: i64,
+    pub actor: Option<Actor<'a>>,
+    pub repo: Option<Repo<'a>>,
+    pub org: Option<Org<'a>>,
+    pub public: Option<bool>,
+    /// `None` where the record has no payload (or a JSON `null` one).
+    pub payload: Option<&'a RawValue>,
+    /// The top-level fields no column takes, as a JSON object in line order; `None` if none.
+    pub other: Option<String>,
+}
+
+#[derive(Deserialize, Serialize, Default)]
+pub(crate) struct Actor<'a> {
+    #[serde(default)]
+    pub id: Option<i64>,
+    #[serde(borrow, default)]
+    pub login: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub display_login: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Serialize)]
+pub(crate) struct Repo<'a> {
+    #[serde(default)]
+    pub id: Option<i64>,
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Serialize)]
+pub(crate) struct Org<'a> {
+    #[serde(default)]
+    pub id: Option<i64>,
+    #[serde(borrow, default)]
+    pub login: Option<Cow<'a, str>>,
+}
+
+/// A timeline record's `actor_attributes`: the actor's profile. Only what a column takes is read.
+#[derive(Deserialize)]
+struct ActorAttributes<'a> {
+    #[serde(default)]
+    id: Option<i64>,
+    #[serde(borrow, default)]
+    login: Option<Cow<'a, str>>,
+}
+
+/// A timeline record's `repository`. Its `owner` (and `organization`) is a login; an object
+/// with a login is read too.
+#[derive(Deserialize)]
+struct Repository<'a> {
+    #[serde(default)]
+    id: Option<i64>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "object_or_plain")]
+    owner: Option<User<'a>>,
+    #[serde(borrow, default, deserialize_with = "object_or_plain")]
+    organization: Option<User<'a>>,
+}
+
+impl<'a> Repository<'a> {
+    /// `owner/name`, as `repo.name` spells it; the bare name when the owner is missing.
+    fn full_name(&self) -> Option<Cow<'a, str>> {
+        let name = self.name.clone()?;
+        match self.owner.as_ref().and_then(|o| o.login.as_deref()) {
+            Some(owner) => Some(Cow::Owned(format!("{owner}/{name}"))),
+            None => Some(name),
+        }
+    }
+}
+
+/// The id of a record that carries none (the 2012–2014 timeline): `-1 - (h & (2^63 - 1))`,
+/// where `h` is the XXH3-64 hash of the record's bytes as they stand in the line. The same record
+/// gives the same id on any machine and in any run, byte-identical records are one event to the
+/// dedupe, and the id is negative, so it never equals a real GitHub event id.
+pub(crate) fn made_up_id(record: &[u8]) -> i64 {
+    let hash = twox_hash::XxHash3_64::oneshot(record) & (i64::MAX as u64);
+    -1 - hash as i64
+}
+
+enum Key<'a> {
+    Id,
+    Type,
+    CreatedAt,
+    Actor,
+    Repo,
+    Org,
+    Public,
+    Payload,
+    ActorAttributes,
+    Repository,
+    Other(Cow<'a, str>),
+}
+
+impl Key<'_> {
+    fn known(name: &str) -> Option<Key<'static>> {
+        Some(match name {
+            "id" => Key::Id,
+            "type" => Key::Type,
+            "created_at" => Key::CreatedAt,
+            "actor" => Key::Actor,
+            "repo" => Key::Repo,
+            "org" => Key::Org,
+            "public" => Key::Public,
+            "payload" => Key::Payload,
+            "actor_attributes" => Key::ActorAttributes,
+            "repository" => Key::Repository,
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::known(v).unwrap_or(Key::Other(Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key::known(v).unwrap_or_else(|| Key::Other(Cow::Owned(v.to_owned()))))
+            }
+        }
+        d.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// `actor`: an object (Events API), a login (timeline) or null.
+struct ActorField<'a>(Option<Actor<'a>>);
+
+impl<'de> Deserialize<'de> for ActorField<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ActorField<'de>, D::Error> {
+        struct ActorVisitor;
+        impl<'de> Visitor<'de> for ActorVisitor {
+            type Value = ActorField<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an actor object or login")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ActorField<'de>, A::Error> {
+                Actor::deserialize(MapAccessDeserializer::new(map)).map(|a| ActorField(Some(a)))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<ActorField<'de>, E> {
+                Ok(ActorField::login(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ActorField<'de>, E> {
+                Ok(ActorField::login(Cow::Owned(v.to_owned())))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ActorField<'de>, E> {
+                Ok(ActorField(None))
+            }
+        }
+        d.deserialize_any(ActorVisitor)
+    }
+}
+
+impl<'a> ActorField<'a> {
+    fn login(login: Cow<'a, str>) -> ActorField<'a> {
+        ActorField(Some(Actor {
+            login: Some(login),
+            ..Actor::default()
+        }))
+    }
+}
+
+/// Collects the top-level fields no column takes into a JSON object, byte for byte per value.
+#[derive(Default)]
+struct OtherFields(Option<String>);
+
+impl OtherFields {
+    fn push(&mut self, name: &str, value: &RawValue) {
+        let text = self.0.get_or_insert_with(|| String::from("{"));
+        if text.len() > 1 {
+            text.push(',');
+        }
+        // A key is a plain JSON string; serialising one cannot fail.
+        text.push_str(&serde_json::to_string(name).unwrap_or_default());
+        text.push(':');
+        text.push_str(value.get());
+    }
+
+    fn finish(self) -> Option<String> {
+        self.0.map(|mut text| {
+            text.push('}');
+            text
+        })
+    }
+}
+
+/// Reads a field that is kept whole in `other` and also feeds columns.
+fn parse_kept<'de, T: Deserialize<'de>, E: de::Error>(
+    name: &str,
+    raw: &'de RawValue,
+) -> Result<T, E> {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!(".{path}")
+        };
+        E::custom(format_args!("{name}{at}: {}", e.inner()))
+    })
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Envelope<'de>, D::Error> {
+        d.deserialize_map(EnvelopeVisitor)
+    }
+}
+
+struct EnvelopeVisitor;
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a GitHub event (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
+        let (mut id, mut event_type, mut created_at) = (None, None, None);
+        let (mut actor, mut repo, mut org, mut public, mut payload) =
+            (None, None, None, None, None);
+        let (mut attributes, mut repository): (Option<ActorAttributes>, Option<Repository>) =
+            (None, None);
+        let mut other = OtherFields::default();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            match key {
+                Key::Id => id = map.next_value::<EventId>()?.0,
+                Key::Type => event_type = Some(map.next_value::<Text<'de>>()?.0),
+                Key::CreatedAt => created_at = Some(map.next_value::<Timestamp>()?.0),
+                Key::Actor => actor = map.next_value::<ActorField<'de>>()?.0,
+                Key::Repo => repo = map.next_value()?,
+                Key::Org => org = map.next_value()?,
+                Key::Public => public = map.next_value()?,
+                Key::Payload => payload = map.next_value::<Option<&'de RawValue>>()?,
+                Key::ActorAttributes => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    attributes = parse_kept("actor_attributes", raw)?;
+                    other.push("actor_attributes", raw);
+                }
+                Key::Repository => {
+                    let raw: &'de RawValue = map.next_value()?;
+                    repository = parse_kept("repository", raw)?;
+                    other.push("repository", raw);
+                }
+                Key::Other(name) => other.push(&name, map.next_value::<&'de RawValue>()?),
+            }
+        }
+        let mut envelope = Envelope {
+            id,
+            event_type: event_type.ok_or_else(|| de::Error::missing_field("type"))?,
+            created_at: created_at.ok_or_else(|| de::Error::missing_field("created_at"))?,
+            actor,
+            repo,
+            org,
+            public,
+            payload,
+            other: other.finish(),
+        };
+        envelope.fill_from_timeline(attributes, repository);
+        Ok(envelope)
+    }
+}
+
+impl<'a> Envelope<'a> {
+    /// A timeline record's columns come from `actor_attributes` and `repository` where the
+    /// Events API fields are missing.
+    fn fill_from_timeline(
+        &mut self,
+        attributes: Option<ActorAttributes<'a>>,
+        repository: Option<Repository<'a>>,
+    ) {
+        if let Some(attributes) = attributes {
+            let actor = self.actor.get_or_insert_with(Actor::default);
+            if actor.login.is_none() {
+                actor.login = attributes.login;
+            }
+            if actor.id.is_none() {
+                actor.id = attributes.id;
+            }
+        }
+        let Some(repository) = repository else {
+            return;
+        };
+        if self.repo.is_none() {
+            self.repo = Some(Repo {
+                id: repository.id,
+                name: repository.full_name(),
+            });
+        }
+        if self.org.is_none() {
+            if let Some(login) = repository.organization.and_then(|o| o.login) {
+                self.org = Some(Org {
+                    id: None,
+                    login: Some(login),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(text: &str) -> Result<Envelope<'_>, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    fn refusal(text: &str) -> String {
+        envelope(text).err().unwrap_or_default()
+    }
+
+    #[test]
+    fn events_api_records_read_as_before_with_nothing_left_over() {
+        let e = envelope(r#"{"id":"26170139443","type":"PushEvent","actor":{"id":1,"login":"a","display_login":"a","gravatar_id":"","url":"u","avatar_url":"v"},"repo":{"id":2,"name":"o/r","url":"u"},"payload":{"size":1},"public":true,"created_at":"2024-03-05T14:00:01Z","org":{"id":3,"login":"o"}}"#).ok().unwrap();
+        assert_eq!(e.id, Some(26170139443));
+        assert_eq!(e.event_type, "PushEvent");
+        assert_eq!(e.created_at, 1_709_647_201_000);
+        let actor = e.actor.unwrap();
+        assert_eq!((actor.id, actor.login.as_deref()), (Some(1), Some("a")));
+        let repo = e.repo.unwrap();
+        assert_eq!((repo.id, repo.name.as_deref()), (Some(2), Some("o/r")));
+        assert_eq!(e.org.unwrap().login.as_deref(), Some("o"));
+        assert_eq!(e.payload.map(RawValue::get), Some(r#"{"size":1}"#));
+        assert_eq!(e.public, Some(true));
+        assert_eq!(e.other, None);
+    }
+
+    #[test]
+    fn timeline_records_map_onto_the_same_fields() {
+        let line = r#"{"payload":{"size":1},"public":true,"created_at":"2013-02-15T20:00:39-08:00","actor_attributes":{"login":"begoon","type":"User","name":"A"},"type":"PushEvent","actor":"begoon","url":"https://github.com/x/y/compare/a...b","repository":{"id":42,"name":"y","owner":"x","organization":"x-org","stargazers":3}}"#;
+        let e = envelope(line).ok().unwrap();
+        assert_eq!(e.id, None);
+        assert_eq!(
+            e.created_at,
+            crate::fields::parse_timestamp_millis("2013-02-16T04:00:39Z").unwrap()
+        );
+        let actor = e.actor.unwrap();
+        assert_eq!((actor.id, actor.login.as_deref()), (None, Some("begoon")));
+        let repo = e.repo.unwrap();
+        assert_eq!((repo.id, repo.name.as_deref()), (Some(42), Some("x/y")));
+        let org = e.org.unwrap();
+        assert_eq!((org.id, org.login.as_deref()), (None, Some("x-org")));
+        assert_eq!(
+            e.other.as_deref(),
+            Some(
+                r#"{"actor_attributes":{"login":"begoon","type":"User","name":"A"},"url":"https://github.com/x/y/compare/a...b","repository":{"id":42,"name":"y","owner":"x","organization":"x-org","stargazers":3}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn what_a_timeline_record_lacks_stays_null() {
+        let e = envelope(r#"{"actor":null,"created_at":"2014-02-15T00:06:20-08:00","public":true,"type":"GistEvent","url":"https://gist.github.com/9015962"}"#).ok().unwrap();
+        assert!(e.actor.is_none() && e.repo.is_none() && e.org.is_none());
+        assert!(e.payload.is_none());
+        assert_eq!(
+            e.other.as_deref(),
+            Some(r#"{"url":"https://gist.github.com/9015962"}"#)
+        );
+        let e = envelope(r#"{"actor_attributes":{"login":"only-here"},"type":"X","created_at":"2014-02-15T00:06:20-08:00","payload":null}"#).ok().unwrap();
+        assert_eq!(e.actor.unwrap().login.as_deref(), Some("only-here"));
+        assert!(e.payload.is_none());
+    }
+
+    #[test]
+    fn reasons_name_the_field() {
+        let err = refusal(
+            r#"{"type":"X","created_at":"2014-02-15T00:06:20-08:00","repository":{"id":"x"}}"#,
+        );
+        assert!(err.starts_with("repository.id: invalid type"), "{err}");
+        let err = refusal(r#"{"created_at":"2014-02-15T00:06:20-08:00"}"#);
+        assert!(err.contains("missing field `type`"), "{err}");
+        let err = refusal(r#"{"type":"X","created_at":"yesterday"}"#);
+        assert!(err.contains("not an RFC 3339 time"), "{err}");
+        let err = refusal(r#"{"type":"X","created_at":"2014-02-15T00:06:20Z","actor":7}"#);
+        assert!(err.contains("invalid type"), "{err}");
+        assert!(refusal("[1,2]").contains("invalid type"));
+    }
+
+    #[test]
+    fn made_up_ids_are_stable_negative_and_tell_records_apart() {
+        let a = br#"{"type":"WatchEvent","actor":"a","created_at":"2013-02-15T00:00:45-08:00"}"#;
+        let b = br#"{"type":"WatchEvent","actor":"b","created_at":"2013-02-15T00:00:45-08:00"}"#;
+        assert_eq!(made_up_id(a), made_up_id(a));
+        assert_ne!(made_up_id(a), made_up_id(b));
+        assert!(made_up_id(a) < 0 && made_up_id(b) < 0 && made_up_id(b"") < 0);
+        // Pinned (computed independently, with Python's `xxhash.xxh3_64_intdigest`): the same
+        // bytes give these ids on every machine, in every version.
+        assert_eq!(made_up_id(b"{}"), -1_389_868_326_933_519_383);
+        assert_eq!(made_up_id(a), -1_375_264_856_631_492_354);
+    }
+}
