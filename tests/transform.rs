@@ -186,16 +186,7 @@ fn real_events_become_typed_flattened_parquet() {
             .or_default() += 1;
     }
     let (busiest, events) = per_day.iter().max_by_key(|(_, n)| **n).unwrap();
-    let (y, m, d) = (&busiest[..4], &busiest[5..7], &busiest[8..10]);
-    let pruned = lake.rows(&format!(
-        "SELECT count(*) AS n FROM ghactivity WHERE year = {y} AND month = {m} AND dayofmonth = {d}"
-    ));
-    let by_time = lake.rows(&format!(
-        "SELECT count(*) AS n FROM ghactivity WHERE created_at >= TIMESTAMP '{busiest}T00:00:00Z' \
-         AND created_at < TIMESTAMP '{busiest}T00:00:00Z' + INTERVAL '1' DAY"
-    ));
-    assert_eq!(pruned[0]["n"].as_u64(), Some(*events));
-    assert_eq!(by_time[0]["n"].as_u64(), Some(*events));
+    assert_eq!(lake.rows_of_day(busiest), (*events, *events));
 }
 
 /// `YYYY-MM-DD` of an RFC 3339 time in UTC (chrono here; the engine parses by hand).

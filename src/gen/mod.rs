@@ -178,6 +178,39 @@ fn template_era(event: &Value) -> Era {
     }
 }
 
+impl Templates {
+    /// A template of a type drawn from the mix.
+    fn pick(&self, rng: &mut StdRng) -> Value {
+        let total_weight: f64 = self.by_type.iter().map(|(_, w)| w).sum();
+        let mut pick = rng.random::<f64>() * total_weight;
+        let (events, _) = self
+            .by_type
+            .iter()
+            .find(|(_, w)| {
+                pick -= w;
+                pick <= 0.0
+            })
+            .unwrap_or(&self.by_type[0]);
+        events[rng.random_range(0..events.len())].clone()
+    }
+
+    /// A repository and an actor for a new event, with its payload varied in between (the
+    /// order of the draws is part of what a seed's file is).
+    fn draw(&self, event: &mut Value, id: i64, created_at: String, rng: &mut StdRng) -> NewEvent {
+        let (repo_id, repo_name) = &self.repos[skewed(rng, self.repos.len())];
+        vary_payload(&mut event["payload"], rng);
+        let (actor_id, login) = &self.actors[skewed(rng, self.actors.len())];
+        NewEvent {
+            id,
+            created_at,
+            repo_id: *repo_id,
+            repo_name: repo_name.clone(),
+            actor_id: *actor_id,
+            login: login.clone(),
+        }
+    }
+}
+
 /// Picks an index in `0..len`, low indexes far more often (a few popular repositories, many
 /// quiet ones).
 fn skewed(rng: &mut StdRng, len: usize) -> usize {
@@ -224,7 +257,6 @@ fn write_events(
 ) -> anyhow::Result<GenStats> {
     let era = options.era.unwrap_or_else(|| Era::of(options.hour));
     let templates = templates(era)?;
-    let total_weight: f64 = templates.by_type.iter().map(|(_, w)| w).sum();
     let mut rng = StdRng::seed_from_u64(options.seed);
     let first_id = era.first_id(options.hour);
     let mut recent: Vec<Value> = Vec::with_capacity(1024);
@@ -247,27 +279,9 @@ fn write_events(
             }
             again
         } else {
-            let mut pick = rng.random::<f64>() * total_weight;
-            let (events, _) = templates
-                .by_type
-                .iter()
-                .find(|(_, w)| {
-                    pick -= w;
-                    pick <= 0.0
-                })
-                .unwrap_or(&templates.by_type[0]);
-            let mut event = events[rng.random_range(0..events.len())].clone();
-            let (repo_id, repo_name) = &templates.repos[skewed(&mut rng, templates.repos.len())];
-            vary_payload(&mut event["payload"], &mut rng);
-            let (actor_id, login) = &templates.actors[skewed(&mut rng, templates.actors.len())];
-            let mut new = NewEvent {
-                id: first_id + i as i64,
-                created_at: era.created_at(options.hour, offset),
-                repo_id: *repo_id,
-                repo_name: repo_name.clone(),
-                actor_id: *actor_id,
-                login: login.clone(),
-            };
+            let mut event = templates.pick(&mut rng);
+            let created_at = era.created_at(options.hour, offset);
+            let mut new = templates.draw(&mut event, first_id + i as i64, created_at, &mut rng);
             if options.late_share > 0.0 && rng.random_bool(options.late_share) {
                 stats.late += 1;
                 let early = chrono::Duration::seconds(rng.random_range(1..=600));

@@ -128,6 +128,36 @@ impl Lake {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
+
+    /// Rows of one UTC day (`YYYY-MM-DD`): found by the partition columns, and by `created_at`.
+    pub fn rows_of_day(&self, date: &str) -> (u64, u64) {
+        let (y, m, d) = (&date[..4], &date[5..7], &date[8..10]);
+        let count = |sql: String| self.rows(&sql)[0]["n"].as_u64().unwrap();
+        let pruned = count(format!(
+            "SELECT count(*) AS n FROM ghactivity WHERE year = {y} AND month = {m} AND dayofmonth = {d}"
+        ));
+        let by_time = count(format!(
+            "SELECT count(*) AS n FROM ghactivity WHERE created_at >= TIMESTAMP '{date}T00:00:00Z' \
+             AND created_at < TIMESTAMP '{date}T00:00:00Z' + INTERVAL '1' DAY"
+        ));
+        (pruned, by_time)
+    }
+
+    /// Rows per UTC day of `created_at`, checking on the way that for every day a query pruned by
+    /// the partition columns finds the rows a filter on `created_at` alone finds.
+    pub fn rows_per_day(&self) -> BTreeMap<String, u64> {
+        let days = self.rows(
+            "SELECT CAST(date_trunc('day', created_at) AS DATE) AS day, count(*) AS n FROM ghactivity GROUP BY 1 ORDER BY 1",
+        );
+        let mut found = BTreeMap::new();
+        for day in days {
+            let date = day["day"].as_str().unwrap().to_string();
+            let n = day["n"].as_u64().unwrap();
+            assert_eq!(self.rows_of_day(&date), (n, n), "{date}");
+            found.insert(date, n);
+        }
+        found
+    }
 }
 
 /// The `payload` text exactly as it stands in a line, found by a JSON parser (not a string search).

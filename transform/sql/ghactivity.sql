@@ -8,11 +8,11 @@
 -- `org` and UTC, and records without an id carry a made-up negative one.
 -- `first_seen(id)` is true the first time an id appears in the file: it drops duplicate events,
 -- first occurrence wins, without holding rows in memory.
---
--- Where the 2011–2014 payloads name a thing differently, the column takes either spelling:
--- `issue_id` / `comment_id` beside a comment, `commit` for a commit comment's SHA, a CreateEvent's
--- `object` / `object_name` for `ref_type` / `ref`. (A plain `issue`, `forkee` or `member` value
--- is read into `payload.issue.id`, `payload.forkee.id`, `payload.member.login`.)
+-- The 2011–2014 payloads' own spellings are read into today's fields before the SQL sees them
+-- (docs/COLUMNS.md, "Every era"): `"issue": 545975` is `payload.issue.id`, `"member": "x"` is
+-- `payload.member.login`, `issue_id` / `comment_id` / `commit` beside a comment are
+-- `payload.issue.id` / `payload.comment.id` / `payload.comment.commit_id`, a CreateEvent's
+-- `object` / `object_name` are `payload.ref_type` / `payload.ref`.
 --
 -- Change this file and pass it with `elt transform --sql FILE` (or TRANSFORM_SQL on Lambda).
 -- Every row the query drops is counted as a duplicate in the run's accounting.
@@ -30,16 +30,15 @@ SELECT
 
     -- Flattened payload fields: null where they do not apply to the event type.
     payload.action                                   AS action,
-    coalesce(payload.ref,
-             CASE WHEN payload.object <> 'repository' THEN payload.object_name END) AS ref,
-    coalesce(payload.ref_type, payload.object)       AS ref_type,
+    payload.ref                                      AS ref,
+    payload.ref_type                                 AS ref_type,
     payload.head                                     AS head,
     payload.before                                   AS before,
     payload.push_id                                  AS push_id,
     payload.size                                     AS push_size,
     payload.distinct_size                            AS push_distinct_size,
     coalesce(payload.number, payload.issue.number, payload.pull_request.number) AS number,
-    coalesce(payload.issue.id, payload.issue_id)     AS issue_id,
+    payload.issue.id                                 AS issue_id,
     coalesce(payload.issue.title, payload.pull_request.title)                   AS title,
     coalesce(payload.comment.body, payload.review.body, payload.issue.body,
              payload.pull_request.body, payload.release.body)                    AS body,
@@ -65,12 +64,11 @@ SELECT
     payload.pull_request.commits                     AS commits,
     payload.pull_request.review_comments             AS review_comments,
     payload.pull_request.requested_reviewers         AS requested_reviewers,
-    coalesce(payload.comment.id, payload.comment_id) AS comment_id,
+    payload.comment.id                               AS comment_id,
     payload.comment.path                             AS path,
     payload.comment.position                         AS position,
     payload.comment.line                             AS line,
-    coalesce(payload.comment.commit_id, payload.review.commit_id,
-             CASE WHEN type = 'CommitCommentEvent' THEN payload.commit END)  AS commit_id,
+    coalesce(payload.comment.commit_id, payload.review.commit_id)               AS commit_id,
     payload.comment.diff_hunk                        AS diff_hunk,
     payload.review.state                             AS review_state,
     payload.release.tag_name                         AS release_tag_name,

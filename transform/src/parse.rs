@@ -209,10 +209,11 @@ pub(crate) fn decode_record<'a>(
 ) -> Result<RawEventRow<'a>, DecodeError<'a>> {
     let envelope: Envelope = serde_json::from_str(record).map_err(DecodeError::Envelope)?;
     let payload_json = envelope.payload.map(RawValue::get);
-    let payload = match payload_json {
+    let mut payload: Payload = match payload_json {
         Some(text) => serde_json::from_str(text).map_err(|e| DecodeError::Payload(text, e))?,
         None => Payload::default(),
     };
+    payload.fold_legacy();
     let id = envelope
         .id
         .unwrap_or_else(|| made_up_id(record.trim_matches([' ', '\t', '\n', '\r']).as_bytes()));

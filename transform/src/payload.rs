@@ -31,9 +31,8 @@ pub(crate) struct GitRef<'a> {
 /// The payload fields that the flattened columns come from. Unknown fields are skipped.
 ///
 /// The fields from `issue_id` on exist only in the archive's first years (2011–2014), where
-/// they stand for what today's payloads nest: `issue_id` and `comment_id` beside a comment,
-/// `commit` (the SHA a commit comment is on), `object` / `object_name` in a CreateEvent for
-/// today's `ref_type` / `ref`.
+/// they stand for what today's payloads nest; [`Payload::fold_legacy`] reads them into today's
+/// fields, so `raw_events` (and the SQL) has one spelling for every era.
 #[derive(Deserialize, Serialize, Default)]
 pub(crate) struct Payload<'a> {
     #[serde(borrow, default)]
@@ -56,28 +55,63 @@ pub(crate) struct Payload<'a> {
     pub number: Option<i64>,
     #[serde(borrow, default, deserialize_with = "object_or_plain")]
     pub issue: Option<Issue<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "object_or_plain")]
     pub pull_request: Option<PullRequest<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "object_or_plain")]
     pub comment: Option<Comment<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "object_or_plain")]
     pub review: Option<Review<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "object_or_plain")]
     pub release: Option<Release<'a>>,
     #[serde(borrow, default, deserialize_with = "object_or_plain")]
     pub member: Option<User<'a>>,
     #[serde(borrow, default, deserialize_with = "object_or_plain")]
     pub forkee: Option<Forkee<'a>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub issue_id: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub comment_id: Option<i64>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, skip_serializing)]
     pub commit: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, skip_serializing)]
     pub object: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, skip_serializing)]
     pub object_name: Option<Cow<'a, str>>,
+}
+
+impl Payload<'_> {
+    /// Reads the 2011–2014 spellings into today's fields (where today's are absent):
+    ///
+    /// * `issue_id` (a comment's issue) → `issue.id`;
+    /// * `comment_id` → `comment.id`, and with it `commit` (the SHA a commit comment is on) →
+    ///   `comment.commit_id` (a `commit` without a comment, as in a ForkApplyEvent, stays put);
+    /// * a CreateEvent's `object` → `ref_type`, and its `object_name` → `ref` unless the object
+    ///   is the repository itself (today's `ref` is null there).
+    ///
+    /// Done here rather than in the SQL: one spelling per field keeps the transform SQL as plain
+    /// (and as fast) for every era as it is for today's events.
+    pub fn fold_legacy(&mut self) {
+        if let Some(id) = self.issue_id.take() {
+            let issue = self.issue.get_or_insert_with(Issue::default);
+            issue.id.get_or_insert(id);
+        }
+        if let Some(id) = self.comment_id.take() {
+            let comment = self.comment.get_or_insert_with(Comment::default);
+            comment.id.get_or_insert(id);
+            if let Some(sha) = self.commit.take() {
+                comment.commit_id.get_or_insert(sha);
+            }
+        }
+        if let Some(object) = self.object.take() {
+            let name = self.object_name.take();
+            if self.ref_type.is_none() {
+                if object != "repository" {
+                    self.git_ref = self.git_ref.take().or(name);
+                }
+                self.ref_type = Some(object);
+            }
+        }
+    }
 }
 
 // `Issue` and `PullRequest` repeat their common fields rather than share them through
@@ -112,7 +146,7 @@ pub(crate) struct Issue<'a> {
     pub user: Option<User<'a>>,
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, Default)]
 pub(crate) struct PullRequest<'a> {
     #[serde(default)]
     pub id: Option<i64>,
@@ -164,7 +198,7 @@ pub(crate) struct PullRequest<'a> {
     pub user: Option<User<'a>>,
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, Default)]
 pub(crate) struct Comment<'a> {
     #[serde(default)]
     pub id: Option<i64>,
@@ -186,7 +220,7 @@ pub(crate) struct Comment<'a> {
     pub user: Option<User<'a>>,
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, Default)]
 pub(crate) struct Review<'a> {
     #[serde(default)]
     pub id: Option<i64>,
@@ -202,7 +236,7 @@ pub(crate) struct Review<'a> {
     pub user: Option<User<'a>>,
 }
 
-#[derive(Deserialize, Serialize)]
+#[derive(Deserialize, Serialize, Default)]
 pub(crate) struct Release<'a> {
     #[serde(default)]
     pub id: Option<i64>,
@@ -224,25 +258,23 @@ pub(crate) struct Forkee<'a> {
     pub full_name: Option<Cow<'a, str>>,
 }
 
-/// 2011's `"issue": 545975` is the issue's id.
-impl FromPlain<'_> for Issue<'_> {
-    fn from_id(id: i64) -> Option<Self> {
-        Some(Issue {
-            id: Some(id),
-            ..Issue::default()
-        })
-    }
+/// Objects that may stand as their plain id: 2011's `"issue": 545975` is the issue's id, its
+/// `"forkee": 1367487` the new fork's repository id; a comment, pull request, review or release
+/// given as a number is read the same way.
+macro_rules! from_plain_id {
+    ($($object:ident),*) => {$(
+        impl FromPlain<'_> for $object<'_> {
+            fn from_id(id: i64) -> Option<Self> {
+                Some($object {
+                    id: Some(id),
+                    ..$object::default()
+                })
+            }
+        }
+    )*};
 }
 
-/// 2011's `"forkee": 1367487` is the new fork's repository id.
-impl FromPlain<'_> for Forkee<'_> {
-    fn from_id(id: i64) -> Option<Self> {
-        Some(Forkee {
-            id: Some(id),
-            ..Forkee::default()
-        })
-    }
-}
+from_plain_id!(Issue, Forkee, PullRequest, Comment, Review, Release);
 
 /// 2011's `"member": "rnirmal"` (and a timeline repository's `"owner": "begoon"`) is a login.
 impl<'de: 'a, 'a> FromPlain<'de> for User<'a> {
@@ -268,19 +300,56 @@ mod tests {
         let p = payload(r#"{"number":36,"issue":545975,"action":"closed"}"#).unwrap();
         let issue = p.issue.unwrap();
         assert_eq!((issue.id, issue.number), (Some(545975), None));
-        let p = payload(r#"{"forkee":1367487,"member":"rnirmal"}"#).unwrap();
+        let p = payload(r#"{"forkee":1367487,"member":"rnirmal","comment":9}"#).unwrap();
+        assert_eq!(p.comment.unwrap().id, Some(9));
         assert_eq!(p.forkee.unwrap().id, Some(1367487));
         assert_eq!(p.member.unwrap().login.as_deref(), Some("rnirmal"));
-        let p = payload(r#"{"issue_id":11,"comment_id":12,"commit":"abc","object":"branch","object_name":"master"}"#).unwrap();
-        assert_eq!((p.issue_id, p.comment_id), (Some(11), Some(12)));
+    }
+
+    fn folded(text: &str) -> Payload<'_> {
+        let mut p = payload(text).unwrap();
+        p.fold_legacy();
+        p
+    }
+
+    #[test]
+    fn old_names_are_read_into_todays_fields() {
+        // A 2013 IssueCommentEvent; a 2011 CommitCommentEvent.
+        let p = folded(r#"{"issue_id":11,"comment_id":12}"#);
         assert_eq!(
-            (
-                p.commit.as_deref(),
-                p.object.as_deref(),
-                p.object_name.as_deref()
-            ),
-            (Some("abc"), Some("branch"), Some("master"))
+            (p.issue.unwrap().id, p.comment.unwrap().id),
+            (Some(11), Some(12))
         );
+        let p = folded(r#"{"comment_id":271424,"commit":"f9b4"}"#);
+        let comment = p.comment.unwrap();
+        assert_eq!(
+            (comment.id, comment.commit_id.as_deref()),
+            (Some(271424), Some("f9b4"))
+        );
+        // A ForkApplyEvent's commit is no comment's.
+        assert!(folded(r#"{"head":"master","commit":"f6df"}"#)
+            .comment
+            .is_none());
+        // 2011 CreateEvents.
+        let p = folded(r#"{"name":"Minepack","object":"branch","object_name":"master"}"#);
+        assert_eq!(
+            (p.ref_type.as_deref(), p.git_ref.as_deref()),
+            (Some("branch"), Some("master"))
+        );
+        let p = folded(r#"{"name":"x","object":"repository","object_name":"x"}"#);
+        assert_eq!(
+            (p.ref_type.as_deref(), p.git_ref.as_deref()),
+            (Some("repository"), None)
+        );
+        // Today's fields win.
+        let p = folded(
+            r#"{"ref":"a","ref_type":"tag","object":"branch","object_name":"b","issue":{"id":1},"issue_id":2}"#,
+        );
+        assert_eq!(
+            (p.ref_type.as_deref(), p.git_ref.as_deref()),
+            (Some("tag"), Some("a"))
+        );
+        assert_eq!(p.issue.unwrap().id, Some(1));
     }
 
     #[test]

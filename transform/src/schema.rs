@@ -162,11 +162,6 @@ pub fn raw_events_schema() -> SchemaRef {
                     release,
                     user("member"),
                     object("forkee", vec![int("id"), utf8("full_name")]),
-                    int("issue_id"),
-                    int("comment_id"),
-                    utf8("commit"),
-                    utf8("object"),
-                    utf8("object_name"),
                 ])),
                 false,
             );
