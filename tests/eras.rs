@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 const LEGACY_EVENTS: &str = include_str!("../fixtures/legacy-events.jsonl");
+const REAL_EVENTS: &str = include_str!("../fixtures/real-events.jsonl");
 
 /// `elt gen` into the lake's raw folder; returns the file and the generator's numbers.
 fn gen(lake: &Lake, hour: &str, events: u64, extra: &[&str]) -> (std::path::PathBuf, Value) {
@@ -335,9 +336,9 @@ fn rerunning_a_two_partition_hour_leaves_no_stale_part() {
 
     let whole = lake.transform(&[&raw], &[]).unwrap().remove(0);
     assert_eq!(whole.outputs.len(), 2);
-    let keys: Vec<String> = lake.files().into_keys().collect();
     assert_eq!(
-        keys, whole.outputs,
+        lake.data_keys(),
+        whole.outputs,
         "stale parts removed in both partitions"
     );
     lake.rows_per_day();
@@ -349,9 +350,28 @@ fn rerunning_a_two_partition_hour_leaves_no_stale_part() {
         again.outputs,
         vec!["ghactivity/year=2025/month=06/dayofmonth=02/part-2025-06-02-0-0000.snappy.parquet"]
     );
-    assert_eq!(lake.files().into_keys().collect::<Vec<_>>(), again.outputs);
+    assert_eq!(lake.data_keys(), again.outputs);
     let counted = lake.rows_per_day();
     assert_eq!(counted.values().sum::<u64>(), again.rows);
+}
+
+#[test]
+fn a_rerun_removes_stale_parts_in_days_far_from_the_hour() {
+    // An hour file whose events span years (the real fixture, as a user might hand it over),
+    // then the same hour as GHArchive serves it: every far-away part of the first run goes.
+    let lake = Lake::new();
+    let far = lake.write_raw("2024-03-05-14.json", REAL_EVENTS.as_bytes());
+    let first = lake.transform(&[&far], &[]).unwrap().remove(0);
+    assert!(first.outputs.len() > 50, "{}", first.outputs.len());
+    assert_eq!(lake.data_keys(), first.outputs);
+    let (near, _) = gen(&lake, "2024-03-05-14", 500, &[]);
+    let again = lake.transform(&[&near], &[]).unwrap().remove(0);
+    assert_eq!(
+        again.outputs,
+        vec!["ghactivity/year=2024/month=03/dayofmonth=05/part-2024-03-05-14-0000.snappy.parquet"]
+    );
+    assert_eq!(lake.data_keys(), again.outputs);
+    assert_eq!(lake.rows_per_day().values().sum::<u64>(), again.rows);
 }
 
 /// A damaged copy of a real-shaped hour, as GHArchive's issues report them; returns the copy and
@@ -460,6 +480,11 @@ fn damaged_copies_lose_no_event_and_account_for_every_record() {
             "{summary:?}"
         );
         assert_eq!(summary.repairs.nul_runs, damaged.nul_runs, "{summary:?}");
+        let physical = damaged
+            .text
+            .lines()
+            .filter(|l| !l.trim_matches('\0').is_empty());
+        assert_eq!(summary.lines, physical.count() as u64, "{summary:?}");
         // Every whole event is in the lake; the cut ones are in the quarantine, byte for byte.
         let ids: BTreeSet<i64> = lake
             .rows(&format!(

@@ -50,6 +50,18 @@ pub struct TransformSummary {
     pub seconds: f64,
 }
 
+/// The Parquet parts the last transform of an hour wrote, kept at [`Hour::outputs_key`]. The next
+/// transform of the hour removes those it does not write again, whichever day partitions they
+/// are in (a file's rows go to the days of their own `created_at`). Only deterministic content,
+/// so that transforming a file again leaves the lake byte for byte as it was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HourOutputs {
+    /// The raw file's name or key.
+    pub source: String,
+    /// Keys of the parts, in key order.
+    pub parts: Vec<String>,
+}
+
 /// Damage in a raw file that the transform repaired (GHArchive issues #17, #53, #169, #190, #271).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Repairs {

@@ -198,7 +198,9 @@ impl Templates {
     /// order of the draws is part of what a seed's file is).
     fn draw(&self, event: &mut Value, id: i64, created_at: String, rng: &mut StdRng) -> NewEvent {
         let (repo_id, repo_name) = &self.repos[skewed(rng, self.repos.len())];
-        vary_payload(&mut event["payload"], rng);
+        if let Some(payload) = event.get_mut("payload") {
+            vary_payload(payload, rng); // some timeline records have none: they keep none
+        }
         let (actor_id, login) = &self.actors[skewed(rng, self.actors.len())];
         NewEvent {
             id,
@@ -255,6 +257,14 @@ fn write_events(
     options: &GenOptions,
     on_event: &mut impl FnMut(u64),
 ) -> anyhow::Result<GenStats> {
+    for (flag, share) in [
+        ("--duplicate-share", options.duplicate_share),
+        ("--late-share", options.late_share),
+    ] {
+        if !(0.0..=1.0).contains(&share) {
+            bail!("{flag} is a share of the events: between 0 and 1, not {share}");
+        }
+    }
     let era = options.era.unwrap_or_else(|| Era::of(options.hour));
     let templates = templates(era)?;
     let mut rng = StdRng::seed_from_u64(options.seed);
@@ -469,5 +479,34 @@ mod tests {
         // Without a late share, the events-era hour is what it always was.
         let plain = GenOptions::new("2024-03-05-14".parse().unwrap(), 300);
         assert_eq!(generate_text(&plain).1.late, 0);
+    }
+
+    #[test]
+    fn any_era_can_be_asked_for_and_shares_are_checked() {
+        let options = GenOptions {
+            era: Some(Era::Timeline),
+            ..GenOptions::new("2024-03-05-14".parse().unwrap(), 5000)
+        };
+        let (text, _) = generate_text(&options);
+        let first: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert!(first.get("id").is_none());
+        assert_eq!(first["created_at"], "2024-03-05T14:00:00-08:00");
+        assert!(
+            text.lines().any(|l| !l.contains(r#""payload""#)),
+            "templates without a payload keep none"
+        );
+        assert!(!text.contains(r#""payload":null"#));
+        for (duplicate_share, late_share) in [(1.5, 0.0), (0.0, -0.1), (f64::NAN, 0.0)] {
+            let options = GenOptions {
+                duplicate_share,
+                late_share,
+                ..GenOptions::new("2024-03-05-14".parse().unwrap(), 10)
+            };
+            let error = write_events(&mut Vec::new(), &options, &mut |_| {})
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(error.contains("between 0 and 1"), "{error}");
+        }
     }
 }

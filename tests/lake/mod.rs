@@ -3,12 +3,12 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use events::{RejectRecord, TransformSummary};
+use events::{HourOutputs, RejectRecord, TransformSummary};
 use gh_elt::lake::{self, Format};
 use serde_json::Value;
 
@@ -72,6 +72,11 @@ impl Lake {
                 s.rows + s.duplicates + s.rejected,
                 "accounting identity: {s:?}"
             );
+            // Every non-blank line holds a record or more; more only where one was split.
+            assert!(s.records >= s.lines, "{s:?}");
+            if s.repairs.lines_split == 0 {
+                assert_eq!(s.records, s.lines, "{s:?}");
+            }
         }
         Ok(summaries)
     }
@@ -96,6 +101,32 @@ impl Lake {
         walk(&self.lake(), &self.lake(), &mut out);
         out
     }
+    /// The keys in the lake other than the hours' records of their parts (`ghactivity/_outputs/`),
+    /// each of which is checked against the parts that are there.
+    pub fn data_keys(&self) -> Vec<String> {
+        let files = self.files();
+        let mut recorded = BTreeSet::new();
+        for (key, bytes) in &files {
+            if key.starts_with("ghactivity/_outputs/") {
+                let record: HourOutputs = serde_json::from_slice(bytes).unwrap();
+                recorded.extend(record.parts);
+            }
+        }
+        let parts: BTreeSet<String> = files
+            .keys()
+            .filter(|k| k.ends_with(".parquet"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            recorded, parts,
+            "the hours' records name every part there is, and no other"
+        );
+        files
+            .into_keys()
+            .filter(|k| !k.starts_with("ghactivity/_outputs/"))
+            .collect()
+    }
+
     pub fn rejects(&self, hour: &str) -> Vec<RejectRecord> {
         let bytes = std::fs::read(
             self.lake()

@@ -220,20 +220,20 @@ impl OtherFields {
     }
 }
 
-/// Reads a field that is kept whole in `other` and also feeds columns.
+/// Reads a field that is kept whole in `other` and also feeds columns. Only when it fails is it
+/// read again with the field path tracked, to name the field in the reason.
 fn parse_kept<'de, T: Deserialize<'de>, E: de::Error>(
     name: &str,
     raw: &'de RawValue,
 ) -> Result<T, E> {
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        let at = if path == "." {
-            String::new()
-        } else {
-            format!(".{path}")
-        };
-        E::custom(format_args!("{name}{at}: {}", e.inner()))
+    serde_json::from_str(raw.get()).map_err(|first| {
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        match serde_path_to_error::deserialize::<_, T>(&mut de) {
+            Err(e) if e.path().iter().next().is_some() => {
+                E::custom(format_args!("{name}.{}: {}", e.path(), e.inner()))
+            }
+            _ => E::custom(format_args!("{name}: {first}")),
+        }
     })
 }
 

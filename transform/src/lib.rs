@@ -13,6 +13,7 @@
 //! Outputs are written under temporary names and renamed into place only when the whole file has
 //! succeeded; stale parts of an earlier run are then removed. A file that fails leaves nothing.
 
+mod commit;
 mod envelope;
 mod fields;
 pub mod handler;
@@ -26,7 +27,7 @@ mod records;
 pub mod schema;
 pub mod sql;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,14 +38,15 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use events::{Hour, Repairs, TransformSummary};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 pub use events::{DEFAULT_CURATED_PREFIX, DEFAULT_REJECTS_PREFIX};
 
+use crate::commit::discard;
 use crate::input::{Chunk, LineSplitter, ReadStats};
 use crate::objects::ObjectWriter;
 use crate::parse::{ChunkParser, Parsed};
@@ -343,18 +345,28 @@ pub async fn transform(
 
     let lines = counts.lines.load(Ordering::Relaxed) + read.oversized_lines;
     let rows_in = counts.rows_in.load(Ordering::Relaxed);
+    // Counted as the parsers found them; `rejected` is what the quarantine wrote.
+    let records = rows_in + counts.rejects.load(Ordering::Relaxed) + read.oversized_lines;
     let Some(duplicates) = rows_in.checked_sub(rows) else {
         discard(&store, &staged).await;
         discard(&store, quarantine_staged.as_slice()).await;
         bail!("the transform SQL returned {rows} rows from {rows_in} events: it must return at most one row per event");
     };
 
-    let outputs = commit(&store, hour, options, &staged, quarantine_staged.as_ref()).await?;
+    let outputs = commit::commit(
+        &store,
+        &source,
+        hour,
+        options,
+        &staged,
+        quarantine_staged.as_ref(),
+    )
+    .await?;
     let summary = TransformSummary {
         source,
         hour,
         lines,
-        records: rows_in + rejected,
+        records,
         rows,
         duplicates,
         rejected,
@@ -370,75 +382,6 @@ pub async fn transform(
         summary.rows + summary.duplicates + summary.rejected
     );
     Ok(summary)
-}
-
-/// Moves the staged objects into place, then removes what an earlier run of this hour left that
-/// this run did not write: parts in the partitions this run wrote and in the days around the
-/// hour (where a file's rows can fall: the day before, for late events; the day after, for a
-/// Pacific-named file), and an old quarantine.
-async fn commit(
-    store: &Arc<dyn ObjectStore>,
-    hour: Hour,
-    options: &TransformOptions,
-    parts: &[Staged],
-    quarantine: Option<&Staged>,
-) -> anyhow::Result<Vec<String>> {
-    for staged in parts.iter().chain(quarantine) {
-        store
-            .rename(&staged.staging, &staged.target)
-            .await
-            .with_context(|| format!("moving {} into place", staged.target))?;
-    }
-    let written: HashSet<&Path> = parts.iter().map(|p| &p.target).collect();
-    let day = hour.date();
-    let mut partitions: BTreeSet<String> = [day.previous(), day, day.next()]
-        .iter()
-        .map(|d| d.partition_prefix(&options.curated_prefix))
-        .collect();
-    partitions.extend(parts.iter().filter_map(|p| {
-        let key = p.target.as_ref();
-        key.rsplit_once('/').map(|(folder, _)| format!("{folder}/"))
-    }));
-    for partition in partitions {
-        let partition = Path::from(partition);
-        let stale: Vec<Path> = store
-            .list(Some(&partition))
-            .try_filter_map(|meta| {
-                let name = meta.location.filename().unwrap_or_default();
-                let is_stale = hour.part_index(name).is_some() && !written.contains(&meta.location);
-                async move { Ok(is_stale.then_some(meta.location)) }
-            })
-            .try_collect()
-            .await
-            .with_context(|| format!("listing {partition}"))?;
-        for path in stale {
-            store
-                .delete(&path)
-                .await
-                .with_context(|| format!("removing stale part {path}"))?;
-        }
-    }
-    if quarantine.is_none() {
-        let old = Path::from(hour.rejects_key(&options.rejects_prefix));
-        match store.delete(&old).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => {
-                return Err(
-                    anyhow::Error::from(e).context(format!("removing stale quarantine {old}"))
-                )
-            }
-        }
-    }
-    Ok(parts.iter().map(|p| p.target.to_string()).collect())
-}
-
-/// Best-effort removal of staged objects after a failure; the failure itself is what is reported.
-async fn discard(store: &Arc<dyn ObjectStore>, staged: &[Staged]) {
-    for s in staged {
-        if let Err(error) = store.delete(&s.staging).await {
-            tracing::warn!(path = %s.staging, %error, "could not remove a staged object");
-        }
-    }
 }
 
 /// Runs blocking work (uploads finishing, writers dropping) off the async threads.
@@ -458,8 +401,10 @@ async fn join<T: Send + 'static>(thread: std::thread::JoinHandle<T>) -> anyhow::
 #[derive(Default)]
 struct Counts {
     lines: AtomicU64,
-    /// Records handed to the SQL (the rest were rejected).
+    /// Records handed to the SQL.
     rows_in: AtomicU64,
+    /// Records the parsers rejected.
+    rejects: AtomicU64,
     lines_split: AtomicU64,
     nul_runs: AtomicU64,
 }
@@ -469,6 +414,8 @@ impl Counts {
         self.lines.fetch_add(parsed.lines, Ordering::Relaxed);
         self.rows_in
             .fetch_add(parsed.batch.num_rows() as u64, Ordering::Relaxed);
+        self.rejects
+            .fetch_add(parsed.rejects.len() as u64, Ordering::Relaxed);
         self.lines_split
             .fetch_add(parsed.repairs.lines_split, Ordering::Relaxed);
         self.nul_runs

@@ -6,12 +6,12 @@
 //! write into two days (a 2012–2014 file named by a Pacific clock, a 2025 file with late events
 //! of the hour before) or, for odd input, many; parts keep the source hour's name in each.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use anyhow::Context;
-use datafusion::arrow::array::{Array, AsArray, BooleanArray};
-use datafusion::arrow::compute::{cast, filter_record_batch};
+use datafusion::arrow::array::{Array, AsArray, UInt32Array};
+use datafusion::arrow::compute::{cast, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
@@ -121,21 +121,27 @@ impl PartWriter {
     /// Writes a batch: each day's rows, in order, to that day's part.
     pub fn write(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
         let days = self.days(batch)?;
-        let mut distinct: Vec<i32> = Vec::with_capacity(2);
-        for &day in &days {
-            if !distinct.contains(&day) {
-                distinct.push(day);
-            }
-        }
         let fallback = self.target.hour.date();
-        if let [day] = distinct.as_slice() {
-            let day = Day::from_days_since_epoch(*day).unwrap_or(fallback);
-            return self.write_day(day, batch);
+        let day_of = |days: i32| Day::from_days_since_epoch(days).unwrap_or(fallback);
+        if days.windows(2).all(|w| w[0] == w[1]) {
+            return match days.first() {
+                Some(&day) => self.write_day(day_of(day), batch),
+                None => Ok(()),
+            };
         }
-        for day in distinct {
-            let mask: BooleanArray = days.iter().map(|&d| Some(d == day)).collect();
-            let rows = filter_record_batch(batch, &mask)?;
-            self.write_day(Day::from_days_since_epoch(day).unwrap_or(fallback), &rows)?;
+        // Rows of each day, in file order; the days in the order they first appear.
+        let mut rows_of: Vec<(i32, Vec<u32>)> = Vec::new();
+        let mut slot_of: HashMap<i32, usize> = HashMap::new();
+        for (row, &day) in days.iter().enumerate() {
+            let slot = *slot_of.entry(day).or_insert_with(|| {
+                rows_of.push((day, Vec::new()));
+                rows_of.len() - 1
+            });
+            rows_of[slot].1.push(row as u32);
+        }
+        for (day, rows) in rows_of {
+            let rows = take_record_batch(batch, &UInt32Array::from(rows))?;
+            self.write_day(day_of(day), &rows)?;
         }
         Ok(())
     }

@@ -31,104 +31,139 @@ pub(crate) struct Split {
     pub nul_runs: u64,
 }
 
-/// Bytes that the search for the next event may parse, per byte of the line (plus a floor):
-/// a line full of `{"` cannot make recovery quadratic.
+/// Bytes that the search for the next event may parse on one line, per byte of the line (plus a
+/// floor): a line full of `{"` cannot make recovery quadratic.
 const RESTART_BUDGET_PER_BYTE: usize = 8;
 const RESTART_BUDGET_FLOOR: usize = 1 << 20;
 
 /// Splits `line` at runs of NUL bytes, then each segment into JSON values. Ranges are byte
 /// offsets in `line`; whitespace before a piece and after a value is not part of it.
 pub(crate) fn split_line(line: &str) -> Split {
-    let mut split = Split::default();
+    let mut splitter = Splitter {
+        line,
+        budget: line.len() * RESTART_BUDGET_PER_BYTE + RESTART_BUDGET_FLOOR,
+        split: Split::default(),
+    };
     let bytes = line.as_bytes();
     let mut start = 0;
     while start <= bytes.len() {
         let end = memchr::memchr(0, &bytes[start..]).map_or(bytes.len(), |p| start + p);
-        split_segment(line, start..end, &mut split.pieces);
+        splitter.segment(start..end);
         if end == bytes.len() {
             break;
         }
-        split.nul_runs += 1;
+        splitter.split.nul_runs += 1;
         start = end + bytes[end..].iter().take_while(|&&b| b == 0).count();
     }
-    split
+    splitter.split
 }
 
-/// The JSON values of one NUL-free segment; a piece that is not one runs to the next place where
-/// an event starts again, or to the segment's end.
-fn split_segment(line: &str, segment: Range<usize>, pieces: &mut Vec<Piece>) {
-    let mut pos = segment.start;
-    loop {
-        pos += leading_whitespace(&line[pos..segment.end]);
-        if pos >= segment.end {
-            return;
-        }
-        let text = &line[pos..segment.end];
-        let mut values = serde_json::Deserializer::from_str(text).into_iter::<IgnoredAny>();
-        match values.next() {
-            Some(Ok(_)) => {
-                let end = pos + values.byte_offset();
-                pieces.push(Piece::Value(pos..end));
-                pos = end;
-            }
-            Some(Err(e)) => {
-                // The broken bytes run to where an event starts again: kept whole, as the cut
-                // may well end inside a string, where whitespace is content.
-                let restart = next_event_start(text, 1).map(|q| pos + q);
-                let end = restart.unwrap_or(segment.end);
-                let error = match restart {
-                    Some(_) => {
-                        format!("not valid JSON, cut short where the next event starts: {e}")
-                    }
-                    None => format!("not valid JSON: {e}"),
-                };
-                pieces.push(Piece::Broken {
-                    bytes: pos..end,
-                    error,
-                });
-                pos = end;
-            }
-            None => return,
-        }
-    }
+/// Where the search for the next event after a broken piece ended.
+enum Restart {
+    At(usize),
+    NotFound,
+    /// The line's search budget ran out first.
+    GaveUp,
 }
 
-/// The offset in `text`, from `from` on, where a GitHub event starts again: an object with the
-/// keys every era's events have (`type`, `created_at`, `actor`) that ends the segment or is
-/// followed by another object. An object nested in a record is followed by `,`, `}` or `]`, and
-/// none of GitHub's nested objects has those three keys.
-fn next_event_start(text: &str, from: usize) -> Option<usize> {
-    #[derive(Deserialize)]
-    struct LooksLikeEvent {
-        #[serde(rename = "type")]
-        _type: IgnoredAny,
-        #[serde(rename = "created_at")]
-        _created_at: IgnoredAny,
-        #[serde(rename = "actor")]
-        _actor: IgnoredAny,
-    }
-    let mut budget = text.len() * RESTART_BUDGET_PER_BYTE + RESTART_BUDGET_FLOOR;
-    let candidates = memchr::memchr_iter(b'{', text.as_bytes().get(from..)?).map(|p| from + p);
-    for q in candidates {
-        if !text[q + 1..].trim_start().starts_with('"') {
-            continue;
-        }
-        let mut values =
-            serde_json::Deserializer::from_str(&text[q..]).into_iter::<LooksLikeEvent>();
-        let parsed = match values.next() {
-            Some(Ok(_)) => {
-                let after = text[q + values.byte_offset()..].trim_start_matches(is_json_whitespace);
-                if after.is_empty() || after.starts_with('{') {
-                    return Some(q);
+struct Splitter<'a> {
+    line: &'a str,
+    /// Bytes the restart search may still parse on this line.
+    budget: usize,
+    split: Split,
+}
+
+impl Splitter<'_> {
+    /// The JSON values of one NUL-free segment; a piece that is not one runs to the next place
+    /// where an event starts again, or to the segment's end.
+    fn segment(&mut self, segment: Range<usize>) {
+        let mut pos = segment.start;
+        loop {
+            pos += leading_whitespace(&self.line[pos..segment.end]);
+            if pos >= segment.end {
+                return;
+            }
+            let text = &self.line[pos..segment.end];
+            let mut values = serde_json::Deserializer::from_str(text).into_iter::<IgnoredAny>();
+            let (end, piece) = match values.next() {
+                Some(Ok(_)) => {
+                    let end = pos + values.byte_offset();
+                    (end, Piece::Value(pos..end))
                 }
-                values.byte_offset()
-            }
-            Some(Err(e)) => e.column(),
-            None => return None,
-        };
-        budget = budget.checked_sub(parsed.max(1))?;
+                Some(Err(e)) => {
+                    // The broken bytes run to where an event starts again: kept whole, as the
+                    // cut may well end inside a string, where whitespace is content.
+                    let (end, error) = match self.next_event_start(text, 1) {
+                        Restart::At(q) => (
+                            pos + q,
+                            format!("not valid JSON, cut short where the next event starts: {e}"),
+                        ),
+                        Restart::NotFound => (segment.end, format!("not valid JSON: {e}")),
+                        Restart::GaveUp => (
+                            segment.end,
+                            format!(
+                                "not valid JSON: {e}; the rest of the line was not searched for \
+                                 further events (over {} bytes parsed in the search)",
+                                self.line.len() * RESTART_BUDGET_PER_BYTE + RESTART_BUDGET_FLOOR
+                            ),
+                        ),
+                    };
+                    let piece = Piece::Broken {
+                        bytes: pos..end,
+                        error,
+                    };
+                    (end, piece)
+                }
+                None => return,
+            };
+            self.split.pieces.push(piece);
+            pos = end;
+        }
     }
-    None
+
+    /// The offset in `text`, from `from` on, where a GitHub event starts again: an object with
+    /// the keys every era's events have (`type`, `created_at`, and `actor`, which the envelope
+    /// itself does not demand, but which no nested GitHub object has beside the other two) that
+    /// ends the segment or is followed by another object. An object nested in a record is
+    /// followed by `,`, `}` or `]`.
+    fn next_event_start(&mut self, text: &str, from: usize) -> Restart {
+        #[derive(Deserialize)]
+        struct LooksLikeEvent {
+            #[serde(rename = "type")]
+            _type: IgnoredAny,
+            #[serde(rename = "created_at")]
+            _created_at: IgnoredAny,
+            #[serde(rename = "actor")]
+            _actor: IgnoredAny,
+        }
+        let Some(rest) = text.as_bytes().get(from..) else {
+            return Restart::NotFound;
+        };
+        for q in memchr::memchr_iter(b'{', rest).map(|p| from + p) {
+            if !text[q + 1..].trim_start().starts_with('"') {
+                continue;
+            }
+            let mut values =
+                serde_json::Deserializer::from_str(&text[q..]).into_iter::<LooksLikeEvent>();
+            let parsed = match values.next() {
+                Some(Ok(_)) => {
+                    let after =
+                        text[q + values.byte_offset()..].trim_start_matches(is_json_whitespace);
+                    if after.is_empty() || after.starts_with('{') {
+                        return Restart::At(q);
+                    }
+                    values.byte_offset()
+                }
+                Some(Err(e)) => e.column(),
+                None => return Restart::NotFound,
+            };
+            match self.budget.checked_sub(parsed.max(1)) {
+                Some(left) => self.budget = left,
+                None => return Restart::GaveUp,
+            }
+        }
+        Restart::NotFound
+    }
 }
 
 fn leading_whitespace(text: &str) -> usize {
@@ -217,10 +252,33 @@ mod tests {
         assert!(
             matches!(&split.pieces[0], Piece::Broken { error, .. } if error.starts_with("not valid JSON: EOF"))
         );
-        // An event quoted inside a string is not where an event starts.
-        let quoting =
-            r#"{"type":"X","created_at":"t","payload":{"body":"x {\"type\":1,\"created_at\":2} y"#;
-        assert_eq!(texts(quoting).0, vec![format!("BROKEN {quoting}")]);
+    }
+
+    #[test]
+    fn an_event_shaped_object_inside_a_record_is_not_where_an_event_starts() {
+        // Cut after a nested object with the event keys: it is followed by `,`, so it is part of
+        // the broken record, and the search goes on to the real next event.
+        let cut = r#"{"type":"X","payload":{"type":"Y","created_at":"t","actor":"b"},"url":"#;
+        assert_eq!(
+            texts(&format!("{cut}{B}")).0,
+            vec![format!("BROKEN {cut}"), B.to_string()]
+        );
+    }
+
+    #[test]
+    fn the_search_for_the_next_event_is_bounded_per_line() {
+        // A broken line of 20,000 nested objects: every `{"` is a candidate that parses far.
+        let nested = r#"{"a":"#.repeat(20_000);
+        let line = format!("{{{nested}1");
+        let split = split_line(&line);
+        assert_eq!(split.pieces.len(), 1);
+        match &split.pieces[0] {
+            Piece::Broken { bytes, error } => {
+                assert_eq!(bytes.clone(), 0..line.len(), "nothing is lost");
+                assert!(error.contains("was not searched"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
