@@ -175,10 +175,6 @@ impl FromStr for Hour {
 pub struct Day(NaiveDate);
 
 impl Day {
-    pub fn from_ymd(year: i32, month: u32, day: u32) -> Option<Day> {
-        NaiveDate::from_ymd_opt(year, month, day).map(Day)
-    }
-
     /// The day `days` days after 1970-01-01 (Arrow's `Date32`); `None` outside chrono's range.
     pub fn from_days_since_epoch(days: i32) -> Option<Day> {
         NaiveDate::from_ymd_opt(1970, 1, 1)
@@ -201,12 +197,6 @@ impl Day {
             self.0.month(),
             self.0.day()
         )
-    }
-}
-
-impl fmt::Display for Day {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d"))
     }
 }
 

@@ -71,13 +71,6 @@ pub struct Repairs {
     pub nul_runs: u64,
 }
 
-impl Repairs {
-    pub fn add(&mut self, other: Repairs) {
-        self.lines_split += other.lines_split;
-        self.nul_runs += other.nul_runs;
-    }
-}
-
 /// One quarantined record in `_rejects/…/HOUR.jsonl.gz`. The exact line is kept in `raw` when it is
 /// UTF-8 text within the line limit, otherwise in `raw_base64` (its bytes, base64-encoded).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

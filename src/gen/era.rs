@@ -155,7 +155,7 @@ fn utc(year: i32, month: u32, day: u32) -> DateTime<Utc> {
 /// second Sunday of March, 02:00, to the first Sunday of November, 02:00: the rule since 2007,
 /// all the timeline's years), −8 otherwise. Written out rather than pulling a time-zone
 /// database in for one zone's rule over three years.
-pub fn pacific_offset_hours(local: NaiveDateTime) -> i32 {
+fn pacific_offset_hours(local: NaiveDateTime) -> i32 {
     let year = local.year();
     let sunday = |month: u32, nth: u8| {
         NaiveDate::from_weekday_of_month_opt(year, month, Weekday::Sun, nth)

@@ -12,8 +12,8 @@
 
 mod era;
 
+pub use era::Era;
 use era::NewEvent;
-pub use era::{pacific_offset_hours, Era};
 
 use std::collections::BTreeMap;
 use std::fs::File;
