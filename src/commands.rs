@@ -21,6 +21,7 @@ pub fn transform_options(
     rejects_prefix: String,
     max_line_bytes: usize,
     max_part_mib: u64,
+    commit: &transform::handler::CommitSettings,
 ) -> anyhow::Result<TransformOptions> {
     let mut options = TransformOptions {
         curated_prefix,
@@ -28,6 +29,7 @@ pub fn transform_options(
         max_line_bytes,
         ..TransformOptions::default()
     };
+    commit.apply(&mut options);
     if let Some(file) = sql_file {
         options.sql = std::fs::read_to_string(file)
             .with_context(|| format!("reading the SQL file {}", file.display()))?;
@@ -78,10 +80,10 @@ pub async fn transform_files(
     options: &TransformOptions,
 ) -> anyhow::Result<()> {
     transform::sql::validate(&options.sql).await?;
-    let store = lake::store(lake_dir)?;
+    let lake = local_lake(lake_dir)?;
     let mut failed = 0usize;
     for path in files {
-        let outcome = transform_one(&store, path, options).await;
+        let outcome = transform_one(&lake, path, options).await;
         print_outcome(outcome, path.display(), &mut failed)?;
     }
     if failed > 0 {
@@ -90,18 +92,25 @@ pub async fn transform_files(
     Ok(())
 }
 
+/// The local lake as the transform writes it: the folder, and the hours' commit records in
+/// `LAKE/state.sqlite`.
+pub fn local_lake(lake_dir: &Path) -> anyhow::Result<transform::Lake> {
+    Ok(transform::Lake {
+        store: lake::store(lake_dir)?,
+        commits: std::sync::Arc::new(ingest::local_job_store(lake_dir)?),
+    })
+}
+
 async fn transform_one(
-    store: &std::sync::Arc<dyn object_store::ObjectStore>,
+    lake: &transform::Lake,
     path: &Path,
     options: &TransformOptions,
 ) -> anyhow::Result<events::TransformSummary> {
-    let file = RawFile::open(path)?;
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let progress = bar(size, BYTES_BAR);
-    progress.set_message(file.source.clone());
-    let counter = file.progress.clone();
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let ticker = {
-        let progress = progress.clone();
+        let (progress, counter) = (progress.clone(), counter.clone());
         tokio::spawn(async move {
             loop {
                 progress.set_position(counter.load(Ordering::Relaxed));
@@ -109,10 +118,85 @@ async fn transform_one(
             }
         })
     };
-    let result = transform::transform(file, store.clone(), options).await;
+    let open = || async {
+        let mut file = RawFile::open(path)?;
+        progress.set_message(file.source.clone());
+        counter.store(0, Ordering::Relaxed);
+        file.progress = counter.clone();
+        Ok(file)
+    };
+    let result = transform::transform_hour(open, lake, options).await;
     ticker.abort();
     progress.finish_and_clear();
     result
+}
+
+/// How `elt verify` prints its report.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+}
+
+/// `elt verify` on a local lake.
+pub fn local_audit(
+    lake_dir: &Path,
+    settings: &transform::handler::TransformSettings,
+) -> anyhow::Result<crate::verify::Audit> {
+    let local = local_lake(lake_dir)?;
+    Ok(crate::verify::Audit {
+        raw: lake::store(&lake_dir.join(ingest::LOCAL_RAW_DIR))?,
+        raw_prefix: String::new(),
+        curated: local.store,
+        commits: local.commits,
+        curated_prefix: settings.curated_prefix.clone(),
+        rejects_prefix: settings.rejects_prefix.clone(),
+        stale_after: Duration::from_secs(settings.commit.stale_after_seconds),
+    })
+}
+
+/// `elt verify --aws`.
+pub async fn aws_audit(
+    raw_bucket: Option<String>,
+    target: transform::handler::AwsTarget,
+    settings: &transform::handler::TransformSettings,
+) -> anyhow::Result<crate::verify::Audit> {
+    let raw_bucket = raw_bucket.ok_or_else(|| anyhow::anyhow!("RAW_BUCKET is not set"))?;
+    let curated_bucket = target
+        .curated_bucket
+        .ok_or_else(|| anyhow::anyhow!("CURATED_BUCKET is not set"))?;
+    let sdk = adapters::aws::sdk_config().await;
+    Ok(crate::verify::Audit {
+        raw: adapters::objects::s3(&raw_bucket)?,
+        raw_prefix: target.raw_prefix,
+        curated: adapters::objects::s3(&curated_bucket)?,
+        commits: std::sync::Arc::new(adapters::DynamoJobStore::new(
+            &sdk,
+            &target.jobs_table,
+            &target.job_runs_table,
+        )),
+        curated_prefix: settings.curated_prefix.clone(),
+        rejects_prefix: settings.rejects_prefix.clone(),
+        stale_after: Duration::from_secs(settings.commit.stale_after_seconds),
+    })
+}
+
+/// `elt verify`: the report on stdout; an error (exit 1) when it has findings.
+pub async fn verify(
+    audit: &crate::verify::Audit,
+    from: Hour,
+    to: Hour,
+    format: ReportFormat,
+) -> anyhow::Result<()> {
+    let report = audit.run(from, to).await?;
+    match format {
+        ReportFormat::Json => print_json_line(&report)?,
+        ReportFormat::Table => crate::verify::print_table(&report, &mut std::io::stdout().lock())?,
+    }
+    if !report.clean() {
+        bail!("{} finding(s) in {from} .. {to}", report.findings.len());
+    }
+    Ok(())
 }
 
 /// `elt query`
@@ -318,7 +402,7 @@ pub async fn run_local(
     let mut ingest = Ingest::local(config, lake_dir)?;
     let (notify, mut hours) = tokio::sync::mpsc::unbounded_channel();
     ingest.notify = Some(notify);
-    let store = lake::store(lake_dir)?;
+    let lake = local_lake(lake_dir)?;
     let raw_dir = lake_dir.join(ingest::LOCAL_RAW_DIR);
     let transformer = tokio::spawn(async move {
         let mut failed = 0usize;
@@ -332,7 +416,7 @@ pub async fn run_local(
                 continue;
             };
             let path = raw_dir.join(&key);
-            let outcome = transform_one(&store, &path, &options).await;
+            let outcome = transform_one(&lake, &path, &options).await;
             print_outcome(
                 outcome,
                 format_args!("transforming {}", path.display()),

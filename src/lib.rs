@@ -4,3 +4,4 @@
 pub mod commands;
 pub mod gen;
 pub mod lake;
+pub mod verify;

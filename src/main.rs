@@ -97,6 +97,8 @@ enum Command {
         /// Key prefix of the quarantine files.
         #[arg(long, env = "REJECTS_PREFIX", default_value = events::DEFAULT_REJECTS_PREFIX)]
         rejects_prefix: String,
+        #[command(flatten)]
+        commit: transform::handler::CommitSettings,
     },
     /// The job's bookmark and its last runs.
     Status {
@@ -128,6 +130,8 @@ enum Command {
         /// Start a new Parquet part once the current one reaches this many MiB.
         #[arg(long, default_value_t = transform::DEFAULT_MAX_PART_BYTES / (1024 * 1024))]
         max_part_mib: u64,
+        #[command(flatten)]
+        commit: transform::handler::CommitSettings,
         #[command(flatten)]
         on_aws: transform::handler::AwsTarget,
         /// Transform raw objects on AWS (s3://BUCKET/KEY) into CURATED_BUCKET, as the Lambda
@@ -173,6 +177,30 @@ enum Command {
         /// Move at most this many.
         #[arg(long)]
         max: Option<usize>,
+    },
+    /// Audit hours --from .. --to: raw file there, commit complete, Parquet rows equal to the
+    /// commit's count, no event_id twice, no object in the table that no commit wrote, no staged
+    /// leftovers. Prints a report (a table, or JSON); exits 1 on any finding.
+    Verify {
+        /// Audit AWS: RAW_BUCKET, CURATED_BUCKET, and the commit records in JOBS_TABLE.
+        #[arg(long, conflicts_with = "lake")]
+        aws: bool,
+        /// The local lake (raw files under LAKE/raw/, commit records in LAKE/state.sqlite).
+        #[arg(long, env = "ELT_LAKE", default_value = "lake")]
+        lake: PathBuf,
+        #[arg(long)]
+        from: events::Hour,
+        #[arg(long)]
+        to: events::Hour,
+        #[arg(long, value_enum, default_value_t = commands::ReportFormat::Table)]
+        format: commands::ReportFormat,
+        /// The raw bucket (with --aws).
+        #[arg(long, env = "RAW_BUCKET")]
+        raw_bucket: Option<String>,
+        #[command(flatten)]
+        on_aws: transform::handler::AwsTarget,
+        #[command(flatten)]
+        settings: transform::handler::TransformSettings,
     },
     /// Query the lake with SQL (DataFusion); the table is `ghactivity`, with `year`, `month` and
     /// `dayofmonth` as partition columns.
@@ -245,6 +273,7 @@ fn main() -> ExitCode {
                 rejects_prefix,
                 max_line_bytes,
                 max_part_mib,
+                commit,
                 on_aws,
                 aws,
                 files,
@@ -255,6 +284,7 @@ fn main() -> ExitCode {
                     rejects_prefix,
                     max_line_bytes,
                     max_part_mib,
+                    &commit,
                 )?;
                 if aws {
                     let handler = on_aws.handler(options).await?;
@@ -305,6 +335,7 @@ fn main() -> ExitCode {
                 config,
                 sql,
                 rejects_prefix,
+                commit,
             } => {
                 let options = commands::transform_options(
                     sql.as_deref(),
@@ -312,6 +343,7 @@ fn main() -> ExitCode {
                     rejects_prefix,
                     transform::DEFAULT_MAX_LINE_BYTES,
                     transform::DEFAULT_MAX_PART_BYTES / (1024 * 1024),
+                    &commit,
                 )?;
                 commands::run_local(&lake.lake, config, options).await
             }
@@ -320,6 +352,23 @@ fn main() -> ExitCode {
                 config,
                 runs,
             } => commands::status(&target.target(), config, runs).await,
+            Command::Verify {
+                aws,
+                lake,
+                from,
+                to,
+                format,
+                raw_bucket,
+                on_aws,
+                settings,
+            } => {
+                let audit = if aws {
+                    commands::aws_audit(raw_bucket, on_aws, &settings).await?
+                } else {
+                    commands::local_audit(&lake, &settings)?
+                };
+                commands::verify(&audit, from, to, format).await
+            }
             Command::Query { lake, format, sql } => {
                 commands::query(&lake.lake, &lake.curated_prefix, &sql, format).await
             }

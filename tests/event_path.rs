@@ -138,6 +138,11 @@ impl EventPath {
         let store = self.store(&self.curated);
         let listed: Vec<_> = store.list(None).try_collect().await.unwrap();
         let mut objects = BTreeMap::new();
+        // The table and its quarantine: not the runs' staging or event-id lists.
+        let listed = listed.into_iter().filter(|meta| {
+            let key = meta.location.as_ref();
+            !key.starts_with("_staging/") && !key.starts_with("_commits/")
+        });
         for meta in listed {
             let bytes = store
                 .get(&meta.location)
@@ -202,11 +207,18 @@ async fn notified_files_become_parquet_and_poison_goes_to_the_dlq_and_back() {
     )
     .await;
     path.put_raw(
-        &format!("{PREFIX}2024-03-05-15.json.zst"),
+        &format!("{PREFIX}2024-03-05-12.json.zst"),
         zstd::encode_all(real_lines(300).as_bytes(), 3).unwrap(),
     )
     .await;
-    // Keys with a space, `+` and `=` arrive URL-encoded in the notification.
+    // Hours two apart: neighbouring hours would find these shared events already committed.
+    path.put_raw(
+        &format!("{PREFIX}2024-03-05-10.json.gz"),
+        support::gzip(real_lines(200).as_bytes()),
+    )
+    .await;
+    // Keys with a space, `+` and `=` arrive URL-encoded in the notification; below a folder of
+    // the raw prefix, a file is not the hour's raw file and is acknowledged, not transformed.
     path.put_raw(
         &format!("{PREFIX}odd name+x=y/2024-03-05-16.json.gz"),
         support::gzip(real_lines(200).as_bytes()),
@@ -231,12 +243,16 @@ async fn notified_files_become_parquet_and_poison_goes_to_the_dlq_and_back() {
         summaries.iter().map(|s| (s.hour.to_string(), s)).collect();
     assert_eq!(
         by_hour.keys().collect::<Vec<_>>(),
-        ["2024-03-05-14", "2024-03-05-15", "2024-03-05-16"],
+        ["2024-03-05-10", "2024-03-05-12", "2024-03-05-14"],
         "{stderr}"
     );
     assert_eq!(by_hour["2024-03-05-14"].records, all);
-    assert_eq!(by_hour["2024-03-05-15"].records, 300);
-    assert_eq!(by_hour["2024-03-05-16"].records, 200);
+    assert_eq!(by_hour["2024-03-05-12"].records, 300);
+    assert_eq!(by_hour["2024-03-05-10"].records, 200);
+    assert!(
+        stderr.contains("odd name+x=y/2024-03-05-16.json.gz: in a folder below"),
+        "the decoded key is named when it is ignored: {stderr}"
+    );
     assert!(
         stderr.contains("README.txt"),
         "ignored keys are logged: {stderr}"

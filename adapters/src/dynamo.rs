@@ -16,8 +16,8 @@ use events::jobs::Job;
 use crate::jobs::{JobStore, RUN_TIME_PROBES};
 
 pub struct DynamoJobStore {
-    client: Client,
-    jobs_table: String,
+    pub(crate) client: Client,
+    pub(crate) jobs_table: String,
     runs_table: String,
 }
 

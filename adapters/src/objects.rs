@@ -36,18 +36,18 @@ pub fn folder(dir: &Path) -> anyhow::Result<Arc<dyn ObjectStore>> {
 
 /// Opens `key` for reading as a blocking `Read` (for the transform's reader thread): the object
 /// is streamed by a task on the current runtime through a small bounded channel, so no more than
-/// a few chunks are held. Returns the reader and the object's size.
+/// a few chunks are held. Returns the reader and the object's metadata (size, ETag, version).
 pub async fn open_reader(
     store: Arc<dyn ObjectStore>,
     key: &str,
-) -> anyhow::Result<(Box<dyn std::io::Read + Send>, u64)> {
+) -> anyhow::Result<(Box<dyn std::io::Read + Send>, object_store::ObjectMeta)> {
     use futures::StreamExt;
     let location = object_store::path::Path::from(key);
     let result = store
         .get(&location)
         .await
         .with_context(|| format!("reading {key}"))?;
-    let size = result.meta.size;
+    let meta = result.meta.clone();
     let (sender, receiver) = tokio::sync::mpsc::channel(4);
     let mut stream = result.into_stream();
     tokio::spawn(async move {
@@ -59,7 +59,7 @@ pub async fn open_reader(
             }
         }
     });
-    Ok((Box::new(ChannelReader::new(receiver)), size))
+    Ok((Box::new(ChannelReader::new(receiver)), meta))
 }
 
 /// Chunks arriving over a channel as a blocking `Read`, for a reader on its own thread. The

@@ -28,6 +28,11 @@ CREATE TABLE IF NOT EXISTS job_run_details (
     job_run_time INTEGER NOT NULL,
     item TEXT NOT NULL,
     PRIMARY KEY (job_id, job_run_time)
+);
+CREATE TABLE IF NOT EXISTS hour_commits (
+    key TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    item TEXT NOT NULL
 );";
 
 impl SqliteJobStore {
@@ -51,7 +56,7 @@ impl SqliteJobStore {
     }
 
     /// Runs `f` on the connection off the async threads: a write can wait on another process's lock.
-    async fn with<T: Send + 'static>(
+    pub(crate) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {

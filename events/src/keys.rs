@@ -133,13 +133,6 @@ impl Hour {
         )
     }
 
-    /// `ghactivity/_outputs/2024-03-05-14.json`: the [`crate::HourOutputs`] of the hour's last
-    /// transform. Inside the table's folder, under a name that no reader of the table lists
-    /// (a leading `_`, not a partition, not Parquet).
-    pub fn outputs_key(self, curated_prefix: &str) -> String {
-        format!("{curated_prefix}_outputs/{self}.json")
-    }
-
     /// `_rejects/ghactivity/2024-03-05-14.jsonl.gz`
     pub fn rejects_key(self, rejects_prefix: &str) -> String {
         format!("{rejects_prefix}{self}.jsonl.gz")
@@ -268,10 +261,6 @@ mod tests {
         assert_eq!(
             h.part_key("ghactivity/", h.date(), 0),
             "ghactivity/year=2024/month=03/dayofmonth=05/part-2024-03-05-14-0000.snappy.parquet"
-        );
-        assert_eq!(
-            h.outputs_key("ghactivity/"),
-            "ghactivity/_outputs/2024-03-05-14.json"
         );
         assert_eq!(
             h.rejects_key(crate::DEFAULT_REJECTS_PREFIX),

@@ -2,10 +2,13 @@
 //! and the records a transform run reports. Plain data, no I/O: both stages and the `elt` command
 //! depend on this crate, and it depends on neither.
 
+pub mod commits;
+mod gaps;
 pub mod jobs;
 mod keys;
 pub mod notifications;
 
+pub use gaps::known_gap;
 pub use keys::{Compression, Day, Hour, HourError};
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +19,8 @@ pub const DEFAULT_CURATED_PREFIX: &str = "ghactivity/";
 /// Default key prefix of quarantined lines.
 pub const DEFAULT_REJECTS_PREFIX: &str = "_rejects/ghactivity/";
 
-/// What transforming one raw file did. `records == rows + duplicates + rejected` always holds.
+/// What transforming one raw file did. `records == rows + duplicates + duplicates_across_hours +
+/// rejected` always holds.
 ///
 /// A record is one JSON value, or one piece of a line that is not one: usually a line holds one
 /// record, but GHArchive has lines holding two events glued together, or a cut-off event glued
@@ -34,6 +38,10 @@ pub struct TransformSummary {
     pub rows: u64,
     /// Rows the SQL dropped: with the built-in SQL, events whose `event_id` was already seen.
     pub duplicates: u64,
+    /// Events dropped because the hour before or after has already committed them (GHArchive
+    /// repeats events across files; since 2025 an hour can repeat the hour before).
+    #[serde(default)]
+    pub duplicates_across_hours: u64,
     /// Records quarantined, each with its reason, in `quarantine`.
     pub rejected: u64,
     /// Damage repaired on the way: nothing here is lost, it is what made the records readable.
@@ -44,22 +52,42 @@ pub struct TransformSummary {
     /// Key of the quarantine file, when any line was rejected.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub quarantine: Option<String>,
+    /// The hour's commit generation this run wrote (see [`commits::HourCommit`]).
+    #[serde(default)]
+    pub generation: u64,
+    /// Set when another run's result for the hour stands instead of this one's (it committed
+    /// first from the same raw object, or read a newer one): why. Nothing of this run was kept.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub superseded: Option<String>,
     /// Bytes of the raw file as stored (compressed) and of its JSON once decompressed.
     pub raw_bytes: u64,
     pub json_bytes: u64,
     pub seconds: f64,
 }
 
-/// The Parquet parts the last transform of an hour wrote, kept at [`Hour::outputs_key`]. The next
-/// transform of the hour removes those it does not write again, whichever day partitions they
-/// are in (a file's rows go to the days of their own `created_at`). Only deterministic content,
-/// so that transforming a file again leaves the lake byte for byte as it was.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HourOutputs {
-    /// The raw file's name or key.
-    pub source: String,
-    /// Keys of the parts, in key order.
-    pub parts: Vec<String>,
+impl TransformSummary {
+    /// The summary of a run that read nothing (its hour was already committed from a newer
+    /// upload of the raw object).
+    pub fn empty(source: String, hour: Hour) -> TransformSummary {
+        TransformSummary {
+            source,
+            hour,
+            lines: 0,
+            records: 0,
+            rows: 0,
+            duplicates: 0,
+            duplicates_across_hours: 0,
+            rejected: 0,
+            repairs: Repairs::default(),
+            outputs: Vec::new(),
+            quarantine: None,
+            generation: 0,
+            superseded: None,
+            raw_bytes: 0,
+            json_bytes: 0,
+            seconds: 0.0,
+        }
+    }
 }
 
 /// Damage in a raw file that the transform repaired (GHArchive issues #17, #53, #169, #190, #271).
@@ -102,6 +130,7 @@ mod tests {
             records: 3,
             rows: 1,
             duplicates: 1,
+            duplicates_across_hours: 0,
             rejected: 1,
             repairs: Repairs {
                 lines_split: 1,
@@ -109,6 +138,8 @@ mod tests {
             },
             outputs: vec!["a".into()],
             quarantine: Some("b".into()),
+            generation: 1,
+            superseded: None,
             raw_bytes: 10,
             json_bytes: 20,
             seconds: 0.5,

@@ -8,7 +8,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use events::{HourOutputs, RejectRecord, TransformSummary};
+use adapters::CommitStore;
+use events::commits::{commit_key, CommitState, HourCommit};
+use events::{Hour, RejectRecord, TransformSummary};
 use gh_elt::lake::{self, Format};
 use serde_json::Value;
 
@@ -69,7 +71,7 @@ impl Lake {
         for s in &summaries {
             assert_eq!(
                 s.records,
-                s.rows + s.duplicates + s.rejected,
+                s.rows + s.duplicates + s.duplicates_across_hours + s.rejected,
                 "accounting identity: {s:?}"
             );
             // Every non-blank line holds a record or more; more only where one was split.
@@ -80,8 +82,20 @@ impl Lake {
         }
         Ok(summaries)
     }
-    /// Every file in the lake, relative path → bytes.
+    /// Every file of the table and its quarantine, relative path → bytes: what readers see
+    /// (not the job state, the runs' staging or their event-id lists).
     pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut files = self.all_files();
+        files.retain(|k, _| {
+            !(k.starts_with("state.sqlite")
+                || k.starts_with("_staging/")
+                || k.starts_with("_commits/"))
+        });
+        files
+    }
+
+    /// Every file under the lake folder.
+    pub fn all_files(&self) -> BTreeMap<String, Vec<u8>> {
         fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
             for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 let path = entry.path();
@@ -101,16 +115,42 @@ impl Lake {
         walk(&self.lake(), &self.lake(), &mut out);
         out
     }
-    /// The keys in the lake other than the hours' records of their parts (`ghactivity/_outputs/`),
-    /// each of which is checked against the parts that are there.
+    /// The hours' commit records, for the hours whose parts are in the lake.
+    pub fn commits(&self) -> BTreeMap<String, HourCommit> {
+        let hours: BTreeSet<String> = self
+            .files()
+            .keys()
+            .filter_map(|k| k.rsplit('/').next()?.strip_prefix("part-"))
+            .filter_map(|name| Some(name.rsplit_once('-')?.0.to_string()))
+            .collect();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = adapters::SqliteJobStore::open(&self.lake().join("state.sqlite")).unwrap();
+        hours
+            .into_iter()
+            .filter_map(|hour| {
+                let key = commit_key("ghactivity/", hour.parse::<Hour>().unwrap());
+                let record = runtime.block_on(store.get_commit(&key)).unwrap()?;
+                Some((hour, record))
+            })
+            .collect()
+    }
+
+    /// The keys of the table and quarantine, checked against the hours' commit records: every
+    /// part there is was written by a commit that is complete, and every part a commit names is
+    /// there.
     pub fn data_keys(&self) -> Vec<String> {
         let files = self.files();
         let mut recorded = BTreeSet::new();
-        for (key, bytes) in &files {
-            if key.starts_with("ghactivity/_outputs/") {
-                let record: HourOutputs = serde_json::from_slice(bytes).unwrap();
-                recorded.extend(record.parts);
-            }
+        for (hour, record) in self.commits() {
+            assert_eq!(record.state, CommitState::Committed, "{hour}: {record:?}");
+            assert!(
+                record.staging.starts_with("_staging/"),
+                "{hour} staged outside _staging/"
+            );
+            recorded.extend(record.parts);
         }
         let parts: BTreeSet<String> = files
             .keys()
@@ -119,12 +159,9 @@ impl Lake {
             .collect();
         assert_eq!(
             recorded, parts,
-            "the hours' records name every part there is, and no other"
+            "the hours' commit records name every part there is, and no other"
         );
-        files
-            .into_keys()
-            .filter(|k| !k.starts_with("ghactivity/_outputs/"))
-            .collect()
+        files.into_keys().collect()
     }
 
     pub fn rejects(&self, hour: &str) -> Vec<RejectRecord> {

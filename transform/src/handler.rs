@@ -9,12 +9,13 @@ use std::time::Instant;
 
 use adapters::JobStore;
 use anyhow::Context;
+use events::commits::SourceVersion;
 use events::notifications::{parse_s3_notification, Notification};
 use events::{Hour, TransformSummary};
 use object_store::ObjectStore;
 use tracing::Instrument;
 
-use crate::{transform, RawFile, TransformOptions};
+use crate::{transform_hour, Lake, RawFile, TransformOptions};
 
 /// Where the transform works on AWS.
 #[derive(clap::Args, Clone, Debug)]
@@ -25,7 +26,7 @@ pub struct AwsTarget {
     /// Key prefix of raw files; notifications for other keys are acknowledged and ignored.
     #[arg(long, env = "RAW_PREFIX", default_value = events::DEFAULT_RAW_PREFIX)]
     pub raw_prefix: String,
-    /// The DynamoDB table of job items.
+    /// The DynamoDB table of job items (and of the hours' commit records).
     #[arg(long, env = "JOBS_TABLE", default_value = "jobs")]
     pub jobs_table: String,
     /// The DynamoDB table of run records.
@@ -45,6 +46,33 @@ pub struct TransformSettings {
     /// Key prefix of the quarantine files.
     #[arg(long, env = "REJECTS_PREFIX", default_value = events::DEFAULT_REJECTS_PREFIX)]
     pub rejects_prefix: String,
+    #[command(flatten)]
+    pub commit: CommitSettings,
+}
+
+/// How long commits may take (shared by every way of running the transform).
+#[derive(clap::Args, Clone, Debug)]
+pub struct CommitSettings {
+    /// Seconds a run that has claimed an hour may take to move its parts into place before
+    /// another run of the hour may take over.
+    #[arg(long, env = "COMMIT_LEASE_SECONDS", default_value_t = crate::DEFAULT_COMMIT_LEASE_SECONDS)]
+    pub commit_lease_seconds: u64,
+    /// Staged objects older than this many seconds are a dead run's leftovers (the transform's
+    /// timeout).
+    #[arg(long, env = "STALE_AFTER_SECONDS", default_value_t = crate::DEFAULT_STALE_AFTER_SECONDS)]
+    pub stale_after_seconds: u64,
+    /// Milliseconds to pause before each step of a commit, so that tests can interrupt one in
+    /// the middle.
+    #[arg(long, env = "COMMIT_STEP_DELAY_MS", default_value_t = 0, hide = true)]
+    pub commit_step_delay_ms: u64,
+}
+
+impl CommitSettings {
+    pub fn apply(&self, options: &mut TransformOptions) {
+        options.commit_lease = std::time::Duration::from_secs(self.commit_lease_seconds);
+        options.stale_after = std::time::Duration::from_secs(self.stale_after_seconds);
+        options.commit_step_delay = std::time::Duration::from_millis(self.commit_step_delay_ms);
+    }
 }
 
 impl AwsTarget {
@@ -72,6 +100,7 @@ impl TransformSettings {
             rejects_prefix: self.rejects_prefix.clone(),
             ..TransformOptions::default()
         };
+        self.commit.apply(&mut options);
         if let Some(path) = &self.sql {
             options.sql = std::fs::read_to_string(path)
                 .with_context(|| format!("reading the SQL file {}", path.display()))?;
@@ -98,7 +127,7 @@ pub type OpenBucket = Box<dyn Fn(&str) -> anyhow::Result<Arc<dyn ObjectStore>> +
 pub struct Handler {
     pub raw_prefix: String,
     pub options: TransformOptions,
-    pub curated: Arc<dyn ObjectStore>,
+    pub lake: Lake,
     open_bucket: OpenBucket,
     buckets: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
     pub jobs: Option<Arc<dyn JobStore>>,
@@ -118,14 +147,14 @@ impl Handler {
     pub fn new(
         raw_prefix: String,
         options: TransformOptions,
-        curated: Arc<dyn ObjectStore>,
+        lake: Lake,
         open_bucket: OpenBucket,
         jobs: Option<Arc<dyn JobStore>>,
     ) -> Handler {
         Handler {
             raw_prefix,
             options,
-            curated,
+            lake,
             open_bucket,
             buckets: Mutex::default(),
             jobs,
@@ -133,8 +162,8 @@ impl Handler {
         }
     }
 
-    /// The handler on AWS: the curated bucket `curated_bucket`, raw buckets as notified, run
-    /// records in `runs_table`.
+    /// The handler on AWS: the curated bucket `curated_bucket`, raw buckets as notified, commit
+    /// records in `jobs_table`, run records in `runs_table`.
     pub async fn aws(
         raw_prefix: String,
         options: TransformOptions,
@@ -144,13 +173,16 @@ impl Handler {
     ) -> anyhow::Result<Handler> {
         let curated = adapters::objects::s3(curated_bucket)?;
         let sdk = adapters::aws::sdk_config().await;
-        let jobs = adapters::DynamoJobStore::new(&sdk, jobs_table, runs_table);
+        let jobs = Arc::new(adapters::DynamoJobStore::new(&sdk, jobs_table, runs_table));
         Ok(Handler::new(
             raw_prefix,
             options,
-            curated,
+            Lake {
+                store: curated,
+                commits: jobs.clone(),
+            },
             Box::new(|bucket: &str| adapters::objects::s3(bucket)),
-            Some(Arc::new(jobs)),
+            Some(jobs),
         ))
     }
 
@@ -169,12 +201,8 @@ impl Handler {
                 ignored.push(format!("{location}: {}", object.event_name));
                 continue;
             }
-            if !object.key.starts_with(&self.raw_prefix) {
-                ignored.push(format!("{location}: outside {}", self.raw_prefix));
-                continue;
-            }
-            if let Err(e) = Hour::from_file_name(&object.key) {
-                ignored.push(format!("{location}: {e}"));
+            if let Err(reason) = raw_hour_key(&self.raw_prefix, &object.key) {
+                ignored.push(format!("{location}: {reason}"));
                 continue;
             }
             summaries.push(self.transform_object(&object.bucket, &object.key).await?);
@@ -209,7 +237,7 @@ impl Handler {
         });
         match &result {
             Ok(summary) => {
-                tracing::info!(file = %location, rows = summary.rows, duplicates = summary.duplicates, rejected = summary.rejected, seconds, "transformed");
+                tracing::info!(file = %location, rows = summary.rows, duplicates = summary.duplicates, duplicates_across_hours = summary.duplicates_across_hours, rejected = summary.rejected, generation = summary.generation, superseded = summary.superseded, seconds, "transformed");
                 record["status"] = "ok".into();
                 record["summary"] = serde_json::to_value(summary)?;
                 if self.emit_metrics {
@@ -237,14 +265,23 @@ impl Handler {
     ) -> anyhow::Result<TransformSummary> {
         let (hour, _) = Hour::from_file_name(key)?;
         let store = self.bucket(bucket)?;
-        let (body, _size) = adapters::objects::open_reader(store, key).await?;
-        let file = RawFile {
-            source: key.rsplit('/').next().unwrap_or(key).to_string(),
-            hour,
-            body,
-            progress: Arc::default(),
+        let open = || async {
+            let (body, meta) = adapters::objects::open_reader(store.clone(), key).await?;
+            Ok(RawFile {
+                source: key.rsplit('/').next().unwrap_or(key).to_string(),
+                hour,
+                body,
+                progress: Arc::default(),
+                version: SourceVersion {
+                    location: format!("s3://{bucket}/{key}"),
+                    e_tag: meta.e_tag,
+                    version: meta.version,
+                    last_modified: Some(meta.last_modified),
+                    size: meta.size,
+                },
+            })
         };
-        transform(file, self.curated.clone(), &self.options)
+        transform_hour(open, &self.lake, &self.options)
             .await
             .with_context(|| format!("transforming s3://{bucket}/{key}"))
     }
@@ -263,6 +300,23 @@ impl Handler {
     }
 }
 
+/// Accepts exactly `raw_prefix` followed by an hour file name (`2024-03-05-14.json.gz`); why not
+/// otherwise. Keys in deeper folders (`landing/ghactivity/tmp/2024-03-05-14.json.gz`) are not the
+/// hour's raw file and must not replace its output.
+pub fn raw_hour_key(raw_prefix: &str, key: &str) -> Result<Hour, String> {
+    let Some(name) = key.strip_prefix(raw_prefix) else {
+        return Err(format!("outside {raw_prefix}"));
+    };
+    if name.contains('/') {
+        return Err(format!(
+            "in a folder below {raw_prefix}, not a raw hour file"
+        ));
+    }
+    Hour::from_file_name(name)
+        .map(|(hour, _)| hour)
+        .map_err(|e| e.to_string())
+}
+
 /// One file's numbers as a CloudWatch Embedded Metric Format log line.
 fn metrics_line(summary: &TransformSummary, location: &str) -> serde_json::Value {
     let metric = |name: &str, unit: &str| serde_json::json!({"Name": name, "Unit": unit});
@@ -276,6 +330,7 @@ fn metrics_line(summary: &TransformSummary, location: &str) -> serde_json::Value
                 "Metrics": [
                     metric("Rows", "Count"),
                     metric("Duplicates", "Count"),
+                    metric("DuplicatesAcrossHours", "Count"),
                     metric("Rejected", "Count"),
                     metric("RawBytes", "Bytes"),
                     metric("Seconds", "Seconds"),
@@ -286,9 +341,35 @@ fn metrics_line(summary: &TransformSummary, location: &str) -> serde_json::Value
         "Function": std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "elt".into()),
         "Rows": summary.rows,
         "Duplicates": summary.duplicates,
+        "DuplicatesAcrossHours": summary.duplicates_across_hours,
         "Rejected": summary.rejected,
         "RawBytes": summary.raw_bytes,
         "Seconds": summary.seconds,
         "file": location,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_raw_prefix_plus_an_hour_file_name_is_a_raw_hour() {
+        let prefix = events::DEFAULT_RAW_PREFIX;
+        let hour = |key: &str| raw_hour_key(prefix, key).map(|h| h.to_string());
+        assert_eq!(
+            hour("landing/ghactivity/2024-03-05-14.json.gz").as_deref(),
+            Ok("2024-03-05-14")
+        );
+        assert!(hour("landing/ghactivity/2024-03-05-14.json.zst").is_ok());
+        for other in [
+            "landing/ghactivity/tmp/2024-03-05-14.json.gz",
+            "landing/ghactivity/backup/2024-03-05-14.json.gz",
+            "landing/other/2024-03-05-14.json.gz",
+            "landing/ghactivity/2024-03-05-14.json.gz.bak",
+            "landing/ghactivity/notes.txt",
+        ] {
+            assert!(hour(other).is_err(), "{other} was taken for a raw hour");
+        }
+    }
 }

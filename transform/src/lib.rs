@@ -10,8 +10,10 @@
 //! into line chunks       bad lines → quarantine       (in file order)         staged uploads
 //! ```
 //!
-//! Outputs are written under temporary names and renamed into place only when the whole file has
-//! succeeded; stale parts of an earlier run are then removed. A file that fails leaves nothing.
+//! Outputs are staged under the run's own folder and moved into place only when the whole file
+//! has succeeded, by a commit on the hour's commit record (`commit.rs`): of two runs of one hour
+//! the lake keeps exactly one whole result, and an event a neighbouring hour has committed is not
+//! written again. A file that fails leaves nothing in the table.
 
 mod commit;
 mod envelope;
@@ -31,12 +33,14 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use adapters::CommitStore;
 use anyhow::{anyhow, bail, Context};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use events::commits::{CommitCounts, SourceVersion};
 use events::{Hour, Repairs, TransformSummary};
 use futures::StreamExt;
 use object_store::path::Path;
@@ -46,11 +50,12 @@ use tokio::sync::mpsc;
 
 pub use events::{DEFAULT_CURATED_PREFIX, DEFAULT_REJECTS_PREFIX};
 
-use crate::commit::discard;
+pub use crate::commit::NeighbourCommitted;
+use crate::commit::{discard, Begun, Committed, Outputs, Run, Start};
 use crate::input::{Chunk, LineSplitter, ReadStats};
 use crate::objects::ObjectWriter;
 use crate::parse::{ChunkParser, Parsed};
-use crate::parts::{PartWriter, Staged, Target};
+use crate::parts::{Encoded, PartWriter, Staged, Target};
 use crate::quarantine::Quarantine;
 
 /// How to transform; `Default` gives the built-in SQL and the documented limits.
@@ -70,10 +75,32 @@ pub struct TransformOptions {
     pub chunk_bytes: usize,
     /// Parser threads (default: the number of cores).
     pub parse_threads: usize,
+    /// How long a run that has claimed an hour may take to move its parts into place before
+    /// another run of the hour may take over.
+    pub commit_lease: Duration,
+    /// Staged objects and event-id lists of other runs older than this are left over by runs
+    /// that died: the next commit of the hour removes them (and `elt verify` reports them).
+    pub stale_after: Duration,
+    /// A pause before each step of a commit: zero but in tests that interrupt commits.
+    pub commit_step_delay: Duration,
 }
 
 pub const DEFAULT_MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_MAX_PART_BYTES: u64 = 256 * 1024 * 1024;
+/// Moving a few parts into place takes seconds; two minutes leaves a wide margin.
+pub const DEFAULT_COMMIT_LEASE_SECONDS: u64 = 120;
+/// The longest a transform Lambda can run.
+pub const DEFAULT_STALE_AFTER_SECONDS: u64 = 900;
+/// Times an hour is done again when a neighbouring hour commits one of its events meanwhile.
+const REDO_ATTEMPTS: u32 = 4;
+
+/// Where a transform writes: the object store holding the table (and its staging), and the job
+/// store holding the hours' commit records.
+#[derive(Clone)]
+pub struct Lake {
+    pub store: Arc<dyn ObjectStore>,
+    pub commits: Arc<dyn CommitStore>,
+}
 
 impl Default for TransformOptions {
     fn default() -> TransformOptions {
@@ -85,6 +112,9 @@ impl Default for TransformOptions {
             max_part_bytes: DEFAULT_MAX_PART_BYTES,
             chunk_bytes: 2 * 1024 * 1024,
             parse_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            commit_lease: Duration::from_secs(DEFAULT_COMMIT_LEASE_SECONDS),
+            stale_after: Duration::from_secs(DEFAULT_STALE_AFTER_SECONDS),
+            commit_step_delay: Duration::ZERO,
         }
     }
 }
@@ -96,6 +126,8 @@ pub struct RawFile {
     pub body: Box<dyn Read + Send>,
     /// Counts the raw (compressed) bytes read so far, for progress reporting.
     pub progress: Arc<AtomicU64>,
+    /// The version of the raw object being read, recorded with the commit.
+    pub version: SourceVersion,
 }
 
 impl RawFile {
@@ -108,11 +140,27 @@ impl RawFile {
         let (hour, _) = Hour::from_file_name(name)?;
         let file =
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let meta = file
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?;
+        let modified = meta
+            .modified()
+            .ok()
+            .map(chrono::DateTime::<chrono::Utc>::from);
+        let nanos = modified.and_then(|t| t.timestamp_nanos_opt()).unwrap_or(0);
+        let version = SourceVersion {
+            location: path.display().to_string(),
+            e_tag: Some(format!("{nanos:x}-{:x}", meta.len())),
+            version: None,
+            last_modified: modified,
+            size: meta.len(),
+        };
         Ok(RawFile {
             source: name.to_string(),
             hour,
             body: Box::new(file),
             progress: Arc::default(),
+            version,
         })
     }
 }
@@ -131,34 +179,160 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Transforms one raw file into `store`. Must run inside a multi-threaded tokio runtime.
+/// Transforms one hour, done again (up to a few times) when a neighbouring hour commits one of its
+/// events while it runs; `open` gives the raw file afresh for each attempt.
+pub async fn transform_hour<F, Fut>(
+    open: F,
+    lake: &Lake,
+    options: &TransformOptions,
+) -> anyhow::Result<TransformSummary>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<RawFile>>,
+{
+    let mut attempt = 1;
+    loop {
+        match transform(open().await?, lake, options).await {
+            Err(e)
+                if attempt < REDO_ATTEMPTS && e.downcast_ref::<NeighbourCommitted>().is_some() =>
+            {
+                tracing::info!(error = %e, attempt, "doing the hour again");
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Transforms one raw file into the lake. Must run inside a multi-threaded tokio runtime.
 ///
-/// On success the parts, the quarantine (if any line was rejected) and nothing else of this hour
-/// are in the lake. On error nothing in the lake has changed; the caller may retry.
+/// On success the hour's parts, its quarantine (if any line was rejected) and nothing else of the
+/// hour are in the table, or, when another run's result for the hour stands, nothing of this run
+/// is (`superseded` says why). On error the table holds what it held before (or, if the commit
+/// was interrupted, a claim the next run of the hour completes); the caller may retry. A
+/// [`NeighbourCommitted`] error asks for the hour to be done again.
 pub async fn transform(
     file: RawFile,
-    store: Arc<dyn ObjectStore>,
+    lake: &Lake,
     options: &TransformOptions,
 ) -> anyhow::Result<TransformSummary> {
     let started = Instant::now();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let run_id = format!("{}-{nanos}", std::process::id());
+    let version = file.version.clone();
+    let run = Run {
+        lake,
+        hour: file.hour,
+        options,
+        run_id: &run_id,
+        source: &version,
+    };
+    let begun = match run.begin().await? {
+        Start::Go(begun) => begun,
+        Start::Superseded { reason, generation } => {
+            tracing::info!(source = file.source, reason, "superseded; nothing to do");
+            let mut summary = TransformSummary::empty(file.source, file.hour);
+            summary.generation = generation;
+            summary.superseded = Some(reason);
+            return Ok(summary);
+        }
+    };
+    let (source, hour, raw_bytes) = (file.source.clone(), file.hour, file.progress.clone());
+    let done = encode(file, &run, &begun, options).await?;
+    let counts = CommitCounts {
+        records: done.records,
+        rows: done.encoded.rows,
+        duplicates: done.duplicates,
+        duplicates_across_hours: done.encoded.duplicates_across_hours,
+        rejected: done.rejected,
+    };
+    let quarantine = done.quarantine.as_ref().map(|q| q.target.to_string());
+    let outputs = Outputs {
+        parts: done.encoded.parts,
+        quarantine: done.quarantine,
+        event_ids: done.encoded.event_ids,
+        counts,
+    };
+    let mut summary = TransformSummary {
+        source,
+        hour,
+        lines: done.lines,
+        records: counts.records,
+        rows: counts.rows,
+        duplicates: counts.duplicates,
+        duplicates_across_hours: counts.duplicates_across_hours,
+        rejected: counts.rejected,
+        repairs: done.repairs,
+        outputs: Vec::new(),
+        quarantine,
+        generation: 0,
+        superseded: None,
+        raw_bytes: raw_bytes.load(Ordering::Relaxed),
+        json_bytes: done.json_bytes,
+        seconds: 0.0,
+    };
+    match run.commit(begun, outputs).await? {
+        Committed::Done { generation, parts } => {
+            summary.generation = generation;
+            summary.outputs = parts;
+        }
+        Committed::Superseded { reason, generation } => {
+            tracing::info!(
+                source = summary.source,
+                reason,
+                "superseded; this run's output was dropped"
+            );
+            summary.generation = generation;
+            summary.superseded = Some(reason);
+            summary.quarantine = None;
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    debug_assert_eq!(
+        summary.records,
+        summary.rows + summary.duplicates + summary.duplicates_across_hours + summary.rejected
+    );
+    Ok(summary)
+}
+
+/// What the engine made of a file, staged, before the commit.
+struct Done {
+    lines: u64,
+    records: u64,
+    duplicates: u64,
+    rejected: u64,
+    repairs: Repairs,
+    json_bytes: u64,
+    encoded: Encoded,
+    quarantine: Option<Staged>,
+}
+
+/// Runs the pipeline over the file, staging the parts and the quarantine under the run's folder.
+/// On error nothing stays staged.
+async fn encode(
+    file: RawFile,
+    run: &Run<'_>,
+    begun: &Begun,
+    options: &TransformOptions,
+) -> anyhow::Result<Done> {
     let handle = Handle::current();
+    let store = run.lake.store.clone();
     let RawFile {
         source,
         hour,
         body,
         progress,
+        ..
     } = file;
-    let raw_bytes = progress.clone();
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let run_id = format!("{}-{nanos}", std::process::id());
     let target = Target {
         store: store.clone(),
         handle: handle.clone(),
         hour,
         curated_prefix: options.curated_prefix.clone(),
-        run_id,
+        staging_dir: run.staging_dir(),
+        committed_nearby: begun.committed_nearby.clone(),
     };
 
     let rejects_key = hour.rejects_key(&options.rejects_prefix);
@@ -302,16 +476,15 @@ pub async fn transform(
     };
     // Everything staged, for clean-up: when encoding finished, its list includes the last part.
     let staged = match &encoded {
-        Ok((parts, _)) => parts.clone(),
+        Ok(done) => done.parts.clone(),
         Err(_) => staged_so_far,
     };
     let checked = (|| {
         let read = read?;
         sql_result?;
-        let (_, rows) = encoded?;
-        Ok::<_, anyhow::Error>((read, rows))
+        Ok::<_, anyhow::Error>((read, encoded?))
     })();
-    let (read, rows) = match checked {
+    let (read, encoded) = match checked {
         Ok(done) => done,
         Err(e) => {
             blocking(move || drop(quarantine)).await?;
@@ -347,41 +520,22 @@ pub async fn transform(
     let rows_in = counts.rows_in.load(Ordering::Relaxed);
     // Counted as the parsers found them; `rejected` is what the quarantine wrote.
     let records = rows_in + counts.rejects.load(Ordering::Relaxed) + read.oversized_lines;
-    let Some(duplicates) = rows_in.checked_sub(rows) else {
-        discard(&store, &staged).await;
+    let sql_rows = encoded.rows + encoded.duplicates_across_hours;
+    let Some(duplicates) = rows_in.checked_sub(sql_rows) else {
+        discard(&store, &encoded.parts).await;
         discard(&store, quarantine_staged.as_slice()).await;
-        bail!("the transform SQL returned {rows} rows from {rows_in} events: it must return at most one row per event");
+        bail!("the transform SQL returned {sql_rows} rows from {rows_in} events: it must return at most one row per event");
     };
-
-    let outputs = commit::commit(
-        &store,
-        &source,
-        hour,
-        options,
-        &staged,
-        quarantine_staged.as_ref(),
-    )
-    .await?;
-    let summary = TransformSummary {
-        source,
-        hour,
+    Ok(Done {
         lines,
         records,
-        rows,
         duplicates,
         rejected,
         repairs: counts.repairs(),
-        outputs,
-        quarantine: quarantine_staged.map(|q| q.target.to_string()),
-        raw_bytes: raw_bytes.load(Ordering::Relaxed),
         json_bytes: read.json_bytes,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    debug_assert_eq!(
-        summary.records,
-        summary.rows + summary.duplicates + summary.rejected
-    );
-    Ok(summary)
+        encoded,
+        quarantine: quarantine_staged,
+    })
 }
 
 /// Runs blocking work (uploads finishing, writers dropping) off the async threads.

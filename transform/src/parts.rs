@@ -6,13 +6,13 @@
 //! write into two days (a 2012–2014 file named by a Pacific clock, a 2025 file with late events
 //! of the hour before) or, for odd input, many; parts keep the source hour's name in each.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context;
-use datafusion::arrow::array::{Array, AsArray, UInt32Array};
-use datafusion::arrow::compute::{cast, take_record_batch};
-use datafusion::arrow::datatypes::{DataType, Date32Type, SchemaRef};
+use datafusion::arrow::array::{Array, AsArray, BooleanArray, UInt32Array};
+use datafusion::arrow::compute::{cast, filter_record_batch, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
@@ -38,6 +38,8 @@ const SLICE_ROWS: usize = 1024;
 const MAX_OPEN_PARTS: usize = 4;
 /// The column the partition comes from.
 const PARTITION_COLUMN: &str = "created_at";
+/// The column that identifies an event across hours.
+const EVENT_ID_COLUMN: &str = "event_id";
 
 /// An object written under a temporary key, to be renamed to `target` when the file commits.
 #[derive(Debug, Clone)]
@@ -51,17 +53,29 @@ pub(crate) struct Target {
     pub handle: Handle,
     pub hour: Hour,
     pub curated_prefix: String,
-    pub run_id: String,
+    /// The run's own staging folder, outside the table: `_staging/ghactivity/HOUR/RUN/`.
+    pub staging_dir: String,
+    /// `event_id`s the neighbouring hours have committed: their rows are not written again.
+    pub committed_nearby: Arc<HashSet<i64>>,
 }
 
 impl Target {
-    /// The temporary key for `target`: same folder, a name no reader lists (leading `_`, no
-    /// `.parquet` ending).
+    /// The staging key for `target`: the same key under the run's staging folder, which no
+    /// reader of the table lists and a lifecycle rule expires.
     pub fn staging_for(&self, target: &str) -> Path {
-        let (folder, name) = target.rsplit_once('/').unwrap_or(("", target));
-        let sep = if folder.is_empty() { "" } else { "/" };
-        Path::from(format!("{folder}{sep}_tmp.{}.{name}.tmp", self.run_id))
+        Path::from(format!("{}{target}", self.staging_dir))
     }
+}
+
+/// What the encoder produced.
+pub(crate) struct Encoded {
+    /// Every staged part, in key order.
+    pub parts: Vec<Staged>,
+    pub rows: u64,
+    /// The `event_id`s written, sorted (empty when the output has no `event_id`).
+    pub event_ids: Vec<i64>,
+    /// Rows not written because a neighbouring hour has committed their event.
+    pub duplicates_across_hours: u64,
 }
 
 pub(crate) struct PartWriter {
@@ -71,6 +85,10 @@ pub(crate) struct PartWriter {
     max_part_bytes: u64,
     /// The output column of `created_at`; without one, every row goes to the source hour's day.
     created_at: Option<usize>,
+    /// The output column of `event_id` (Int64); without one, no dedupe across hours.
+    event_id: Option<usize>,
+    event_ids: Vec<i64>,
+    duplicates_across_hours: u64,
     open: Vec<OpenPart>,
     /// The next part number in each day partition.
     next_index: BTreeMap<Day, usize>,
@@ -104,7 +122,14 @@ impl PartWriter {
             .index_of(PARTITION_COLUMN)
             .ok()
             .filter(|&i| matches!(schema.field(i).data_type(), DataType::Timestamp(..)));
+        let event_id = schema
+            .index_of(EVENT_ID_COLUMN)
+            .ok()
+            .filter(|&i| schema.field(i).data_type() == &DataType::Int64);
         PartWriter {
+            event_id,
+            event_ids: Vec::new(),
+            duplicates_across_hours: 0,
             target,
             schema,
             props: props.build(),
@@ -118,8 +143,17 @@ impl PartWriter {
         }
     }
 
-    /// Writes a batch: each day's rows, in order, to that day's part.
+    /// Writes a batch: each day's rows, in order, to that day's part, except the rows whose
+    /// event a neighbouring hour has committed.
     pub fn write(&mut self, batch: &RecordBatch) -> anyhow::Result<()> {
+        let kept;
+        let batch = match self.drop_committed_nearby(batch)? {
+            Some(filtered) => {
+                kept = filtered;
+                &kept
+            }
+            None => batch,
+        };
         let days = self.days(batch)?;
         let fallback = self.target.hour.date();
         let day_of = |days: i32| Day::from_days_since_epoch(days).unwrap_or(fallback);
@@ -144,6 +178,30 @@ impl PartWriter {
             self.write_day(day_of(day), &rows)?;
         }
         Ok(())
+    }
+
+    /// Notes the batch's `event_id`s; returns the batch without the rows whose event a
+    /// neighbouring hour has committed, or `None` when it keeps every row.
+    fn drop_committed_nearby(
+        &mut self,
+        batch: &RecordBatch,
+    ) -> anyhow::Result<Option<RecordBatch>> {
+        let Some(column) = self.event_id else {
+            return Ok(None);
+        };
+        let ids = batch.column(column).as_primitive::<Int64Type>();
+        let nearby = &self.target.committed_nearby;
+        let committed = |i: usize| ids.is_valid(i) && nearby.contains(&ids.value(i));
+        if nearby.is_empty() || !(0..ids.len()).any(committed) {
+            self.event_ids.extend(ids.iter().flatten());
+            return Ok(None);
+        }
+        let keep: BooleanArray = (0..ids.len()).map(|i| Some(!committed(i))).collect();
+        let filtered = filter_record_batch(batch, &keep)?;
+        self.duplicates_across_hours += (batch.num_rows() - filtered.num_rows()) as u64;
+        let ids = filtered.column(column).as_primitive::<Int64Type>();
+        self.event_ids.extend(ids.iter().flatten());
+        Ok(Some(filtered))
     }
 
     /// The UTC day of each row, as days since the epoch: its `created_at`'s, or the source
@@ -249,14 +307,20 @@ impl PartWriter {
         Ok(())
     }
 
-    /// Closes the open parts; returns every staged part, in key order, and the rows written.
-    pub fn finish(mut self) -> anyhow::Result<(Vec<Staged>, u64)> {
+    /// Closes the open parts; returns what was written.
+    pub fn finish(mut self) -> anyhow::Result<Encoded> {
         while !self.open.is_empty() {
             self.close_part(0)?;
         }
-        let mut staged = std::mem::take(&mut self.staged);
-        staged.sort_by(|a, b| a.target.as_ref().cmp(b.target.as_ref()));
-        Ok((staged, self.rows))
+        let mut parts = std::mem::take(&mut self.staged);
+        parts.sort_by(|a, b| a.target.as_ref().cmp(b.target.as_ref()));
+        self.event_ids.sort_unstable();
+        Ok(Encoded {
+            parts,
+            rows: self.rows,
+            event_ids: std::mem::take(&mut self.event_ids),
+            duplicates_across_hours: self.duplicates_across_hours,
+        })
     }
 
     /// Parts staged so far, for clean-up when the file fails.

@@ -1,0 +1,223 @@
+//! The commit port: each hour's commit record ([`HourCommit`]), written only on the generations
+//! the writer read, its own and its neighbours'. On DynamoDB the records are items of the `jobs`
+//! table (key `commit#…`) written in one transaction with condition checks on the neighbours; on
+//! SQLite, rows of `hour_commits` written in one immediate transaction.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
+use events::commits::HourCommit;
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
+
+use crate::{DynamoJobStore, SqliteJobStore};
+
+/// A record key and the generation its writer read (`None`: there was no record).
+pub type Expected = (String, Option<u64>);
+
+#[async_trait]
+pub trait CommitStore: Send + Sync {
+    /// The record at `key`, read consistently.
+    async fn get_commit(&self, key: &str) -> anyhow::Result<Option<HourCommit>>;
+
+    /// Writes `commit` only if its own record still has generation `expected` and every
+    /// neighbour in `unchanged` still has the generation given. False, writing nothing, when a
+    /// condition failed.
+    async fn put_commit(
+        &self,
+        commit: &HourCommit,
+        expected: Option<u64>,
+        unchanged: &[Expected],
+    ) -> anyhow::Result<bool>;
+}
+
+/// The condition "the item's generation is `expected`" (or "there is no item").
+fn generation_is(expected: Option<u64>) -> (String, Option<AttributeValue>) {
+    match expected {
+        None => ("attribute_not_exists(job_id)".into(), None),
+        Some(g) => (
+            "generation = :g".into(),
+            Some(AttributeValue::N(g.to_string())),
+        ),
+    }
+}
+
+#[async_trait]
+impl CommitStore for DynamoJobStore {
+    async fn get_commit(&self, key: &str) -> anyhow::Result<Option<HourCommit>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.jobs_table)
+            .key("job_id", AttributeValue::S(key.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .with_context(|| format!("reading {key} from {}", self.jobs_table))?;
+        output
+            .item
+            .map(|item| {
+                serde_dynamo::from_item(item)
+                    .with_context(|| format!("{key} in {} is malformed", self.jobs_table))
+            })
+            .transpose()
+    }
+
+    async fn put_commit(
+        &self,
+        commit: &HourCommit,
+        expected: Option<u64>,
+        unchanged: &[Expected],
+    ) -> anyhow::Result<bool> {
+        let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(commit)?;
+        let (condition, value) = generation_is(expected);
+        let put = Put::builder()
+            .table_name(&self.jobs_table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(value.map(|v| HashMap::from([(":g".into(), v)])))
+            .build()?;
+        let mut request = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build());
+        for (key, generation) in unchanged {
+            let (condition, value) = generation_is(*generation);
+            let check = ConditionCheck::builder()
+                .table_name(&self.jobs_table)
+                .key("job_id", AttributeValue::S(key.clone()))
+                .condition_expression(condition)
+                .set_expression_attribute_values(value.map(|v| HashMap::from([(":g".into(), v)])))
+                .build()?;
+            request =
+                request.transact_items(TransactWriteItem::builder().condition_check(check).build());
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let code = e.as_service_error().and_then(|s| {
+                    aws_sdk_dynamodb::error::ProvideErrorMetadata::code(s).map(str::to_string)
+                });
+                if code.as_deref() == Some("TransactionCanceledException") {
+                    return Ok(false);
+                }
+                Err(anyhow::Error::new(e).context(format!(
+                    "committing {} to {}",
+                    commit.job_id, self.jobs_table
+                )))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl CommitStore for SqliteJobStore {
+    async fn get_commit(&self, key: &str) -> anyhow::Result<Option<HourCommit>> {
+        let key = key.to_string();
+        self.with(move |c| {
+            let item: Option<String> = c
+                .query_row(
+                    "SELECT item FROM hour_commits WHERE key = ?1",
+                    params![key],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            item.map(|text| {
+                serde_json::from_str(&text).with_context(|| format!("{key} is malformed"))
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn put_commit(
+        &self,
+        commit: &HourCommit,
+        expected: Option<u64>,
+        unchanged: &[Expected],
+    ) -> anyhow::Result<bool> {
+        let item = serde_json::to_string(commit)?;
+        let (key, generation) = (commit.job_id.clone(), commit.generation as i64);
+        let mut checks = unchanged.to_vec();
+        checks.push((key.clone(), expected));
+        self.with(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (key, want) in &checks {
+                let stored: Option<i64> = tx
+                    .query_row(
+                        "SELECT generation FROM hour_commits WHERE key = ?1",
+                        params![key],
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                if stored != want.map(|g| g as i64) {
+                    return Ok(false);
+                }
+            }
+            tx.execute(
+                "INSERT INTO hour_commits (key, generation, item) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET generation = ?2, item = ?3",
+                params![key, generation, item],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use events::commits::{CommitCounts, CommitState, SourceVersion};
+
+    fn commit(key: &str, generation: u64) -> HourCommit {
+        HourCommit {
+            job_id: key.into(),
+            hour: "2024-03-05-14".parse().unwrap(),
+            generation,
+            state: CommitState::Committed,
+            run_id: "r".into(),
+            updated_at: chrono::Utc::now(),
+            lease_until: 0,
+            source: SourceVersion::default(),
+            parts: vec![],
+            quarantine: None,
+            event_ids: None,
+            replaced: vec![],
+            staging: String::new(),
+            counts: CommitCounts::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn sqlite_commits_are_conditional_on_own_and_neighbour_generations() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteJobStore::open(&dir.path().join("state.sqlite")).unwrap();
+        assert!(store.put_commit(&commit("a", 1), None, &[]).await.unwrap());
+        assert!(!store.put_commit(&commit("a", 1), None, &[]).await.unwrap());
+        assert!(!store
+            .put_commit(&commit("a", 2), Some(5), &[])
+            .await
+            .unwrap());
+        let neighbour_absent = [("b".to_string(), None)];
+        assert!(store
+            .put_commit(&commit("b", 1), None, &[("a".into(), Some(1))])
+            .await
+            .unwrap());
+        assert!(
+            !store
+                .put_commit(&commit("a", 2), Some(1), &neighbour_absent)
+                .await
+                .unwrap(),
+            "the neighbour committed meanwhile: the write must fail"
+        );
+        assert!(store
+            .put_commit(&commit("a", 2), Some(1), &[("b".into(), Some(1))])
+            .await
+            .unwrap());
+        assert_eq!(store.get_commit("a").await.unwrap().unwrap().generation, 2);
+        assert!(store.get_commit("c").await.unwrap().is_none());
+    }
+}

@@ -1,0 +1,542 @@
+//! `elt verify`: audits a range of hours against the promise that every event appears once.
+//!
+//! For each hour: its raw file is there (or GHArchive is known never to have had it), its commit
+//! is complete, the Parquet parts the commit names are there and hold the rows it counted; across
+//! the range no `event_id` appears twice; the table's partitions hold no object that no commit
+//! wrote; no run left staged objects older than the transform's timeout.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adapters::CommitStore;
+use anyhow::Context;
+use chrono::Utc;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use datafusion::parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use datafusion::parquet::arrow::ProjectionMask;
+use datafusion::parquet::errors::ParquetError;
+use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use events::commits::{commit_key, staging_prefix, CommitState, HourCommit};
+use events::{Compression, Day, Hour};
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use serde::Serialize;
+
+/// Requests in flight at once.
+const CONCURRENCY: usize = 16;
+
+/// What is audited, and where.
+pub struct Audit {
+    pub raw: Arc<dyn ObjectStore>,
+    pub raw_prefix: String,
+    pub curated: Arc<dyn ObjectStore>,
+    pub commits: Arc<dyn CommitStore>,
+    pub curated_prefix: String,
+    pub rejects_prefix: String,
+    /// Staged objects older than this are a dead run's leftovers.
+    pub stale_after: Duration,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub from: Hour,
+    pub to: Hour,
+    pub hours: Vec<HourReport>,
+    pub findings: Vec<Finding>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HourReport {
+    pub hour: Hour,
+    pub raw: RawState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit: Option<CommitState>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    /// Rows the commit record counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_recorded: Option<u64>,
+    /// Rows found in the parts it names.
+    pub rows_found: u64,
+    pub parts: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawState {
+    Present,
+    Missing,
+    /// Missing, and GHArchive is known never to have had it.
+    KnownGap,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Finding {
+    pub kind: FindingKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hour: Option<Hour>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingKind {
+    RawMissing,
+    NotCommitted,
+    CommitIncomplete,
+    PartMissing,
+    RowCount,
+    DuplicateEvent,
+    UncommittedObject,
+    Quarantine,
+    StagedLeftover,
+}
+
+impl Report {
+    pub fn clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// One part's numbers.
+struct PartScan {
+    rows: u64,
+    event_ids: Vec<i64>,
+}
+
+impl Audit {
+    pub async fn run(&self, from: Hour, to: Hour) -> anyhow::Result<Report> {
+        anyhow::ensure!(from <= to, "the range {from} .. {to} is empty");
+        let started = Instant::now();
+        let hours: Vec<Hour> = Hour::range(from, to).collect();
+        let mut findings = Vec::new();
+        let raw_states = self.raw_states(&hours).await?;
+        let records = self.records(&hours).await?;
+        let mut reports = Vec::new();
+        let mut seen: HashMap<i64, Hour> = HashMap::new();
+        let mut duplicates: BTreeMap<(Hour, Hour), (u64, i64)> = BTreeMap::new();
+        for (hour, raw) in hours.iter().zip(raw_states) {
+            let record = records.get(hour);
+            let (report, scans) = self.audit_hour(*hour, raw, record, &mut findings).await?;
+            for id in scans.into_iter().flat_map(|s| s.event_ids) {
+                if let Some(first) = seen.insert(id, *hour) {
+                    let entry = duplicates.entry((first, *hour)).or_insert((0, id));
+                    entry.0 += 1;
+                }
+            }
+            reports.push(report);
+        }
+        for ((first, again), (count, example)) in duplicates {
+            findings.push(Finding {
+                kind: FindingKind::DuplicateEvent,
+                hour: Some(again),
+                key: None,
+                detail: format!(
+                    "{count} event_id(s) of {first} appear again in {again} (e.g. {example})"
+                ),
+            });
+        }
+        self.uncommitted_objects(from, to, &records, &mut findings)
+            .await?;
+        self.staged_leftovers(&hours, &mut findings).await?;
+        Ok(Report {
+            from,
+            to,
+            hours: reports,
+            findings,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Whether each hour's raw file is there, by HEAD requests for the names it may have.
+    async fn raw_states(&self, hours: &[Hour]) -> anyhow::Result<Vec<RawState>> {
+        futures::stream::iter(hours.iter().copied())
+            .map(|hour| async move {
+                for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
+                    let key = Path::from(hour.raw_key(&self.raw_prefix, compression));
+                    match self.raw.head(&key).await {
+                        Ok(_) => return Ok(RawState::Present),
+                        Err(object_store::Error::NotFound { .. }) => {}
+                        Err(e) => {
+                            return Err(anyhow::Error::from(e).context(format!("reading {key}")))
+                        }
+                    }
+                }
+                Ok(match events::known_gap(hour) {
+                    Some(_) => RawState::KnownGap,
+                    None => RawState::Missing,
+                })
+            })
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await
+    }
+
+    async fn records(&self, hours: &[Hour]) -> anyhow::Result<BTreeMap<Hour, HourCommit>> {
+        let found: Vec<Option<HourCommit>> = futures::stream::iter(hours.iter().copied())
+            .map(|hour| commit_of(self.commits.as_ref(), &self.curated_prefix, hour))
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().map(|r| (r.hour, r)).collect())
+    }
+
+    /// One hour: its commit against its raw file, its parts and its quarantine.
+    async fn audit_hour(
+        &self,
+        hour: Hour,
+        raw: RawState,
+        record: Option<&HourCommit>,
+        findings: &mut Vec<Finding>,
+    ) -> anyhow::Result<(HourReport, Vec<PartScan>)> {
+        let mut note = |kind, key: Option<String>, detail: String| {
+            findings.push(Finding {
+                kind,
+                hour: Some(hour),
+                key,
+                detail,
+            })
+        };
+        let mut report = HourReport {
+            hour,
+            raw,
+            commit: record.map(|r| r.state),
+            generation: record.map(|r| r.generation),
+            rows_recorded: record.map(|r| r.counts.rows),
+            rows_found: 0,
+            parts: record.map_or(0, |r| r.parts.len()),
+        };
+        match (raw, record) {
+            (RawState::Missing, _) => note(FindingKind::RawMissing, None, "no raw file".into()),
+            (RawState::Present, None) => note(
+                FindingKind::NotCommitted,
+                None,
+                "raw file never committed".into(),
+            ),
+            _ => {}
+        }
+        let Some(record) = record else {
+            return Ok((report, Vec::new()));
+        };
+        if record.state != CommitState::Committed {
+            note(
+                FindingKind::CommitIncomplete,
+                None,
+                format!(
+                    "run {} claimed the hour and has not finished",
+                    record.run_id
+                ),
+            );
+        }
+        let scans = self.scan_parts(&record.parts).await?;
+        for (key, scan) in record.parts.iter().zip(&scans) {
+            match scan {
+                Some(scan) => report.rows_found += scan.rows,
+                None => note(
+                    FindingKind::PartMissing,
+                    Some(key.clone()),
+                    "named by the commit, not there".into(),
+                ),
+            }
+        }
+        if report.rows_found != record.counts.rows {
+            note(
+                FindingKind::RowCount,
+                None,
+                format!(
+                    "the commit counted {} rows, the parts hold {}",
+                    record.counts.rows, report.rows_found
+                ),
+            );
+        }
+        self.check_quarantine(hour, record, &mut note).await?;
+        Ok((report, scans.into_iter().flatten().collect()))
+    }
+
+    async fn check_quarantine(
+        &self,
+        hour: Hour,
+        record: &HourCommit,
+        note: &mut impl FnMut(FindingKind, Option<String>, String),
+    ) -> anyhow::Result<()> {
+        let key = hour.rejects_key(&self.rejects_prefix);
+        let present = match self.curated.head(&Path::from(key.as_str())).await {
+            Ok(_) => true,
+            Err(object_store::Error::NotFound { .. }) => false,
+            Err(e) => return Err(anyhow::Error::from(e).context(format!("reading {key}"))),
+        };
+        match (record.quarantine.is_some(), present) {
+            (true, false) => note(
+                FindingKind::Quarantine,
+                Some(key),
+                "named by the commit, not there".into(),
+            ),
+            (false, true) => note(
+                FindingKind::Quarantine,
+                Some(key),
+                "there, but the commit rejected nothing".into(),
+            ),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Rows and `event_id`s of each part (`None` for a part that is not there).
+    async fn scan_parts(&self, keys: &[String]) -> anyhow::Result<Vec<Option<PartScan>>> {
+        futures::stream::iter(keys.iter())
+            .map(|key| self.scan_part(key))
+            .buffered(CONCURRENCY / 2)
+            .try_collect()
+            .await
+    }
+
+    async fn scan_part(&self, key: &str) -> anyhow::Result<Option<PartScan>> {
+        let path = Path::from(key);
+        let meta = match self.curated.head(&path).await {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(anyhow::Error::from(e).context(format!("reading {key}"))),
+        };
+        let reader = PartReader {
+            store: self.curated.clone(),
+            path,
+            size: meta.size,
+        };
+        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+            .await
+            .with_context(|| format!("reading the Parquet footer of {key}"))?;
+        let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+        let schema = builder.parquet_schema();
+        let Some(column) =
+            (0..schema.num_columns()).find(|&i| schema.column(i).name() == "event_id")
+        else {
+            return Ok(Some(PartScan {
+                rows,
+                event_ids: Vec::new(),
+            }));
+        };
+        let mask = ProjectionMask::leaves(schema, [column]);
+        let batches: Vec<_> = builder
+            .with_projection(mask)
+            .build()?
+            .try_collect()
+            .await
+            .with_context(|| format!("reading event_id from {key}"))?;
+        let mut event_ids = Vec::with_capacity(rows as usize);
+        for batch in batches {
+            if let Some(ids) = batch.column(0).as_primitive_opt::<Int64Type>() {
+                event_ids.extend(ids.iter().flatten());
+            }
+        }
+        Ok(Some(PartScan { rows, event_ids }))
+    }
+
+    /// Objects in the partitions of the range's days (and the days either side) that no commit
+    /// names: planted copies, parts of runs that never committed, strays.
+    async fn uncommitted_objects(
+        &self,
+        from: Hour,
+        to: Hour,
+        records: &BTreeMap<Hour, HourCommit>,
+        findings: &mut Vec<Finding>,
+    ) -> anyhow::Result<()> {
+        let mut committed: BTreeSet<String> = records
+            .values()
+            .flat_map(|r| r.parts.iter().cloned())
+            .collect();
+        let mut looked_up: BTreeSet<Hour> = records.keys().copied().collect();
+        for day in days_around(from, to) {
+            let prefix = day.partition_prefix(&self.curated_prefix);
+            let listed: Vec<String> = self
+                .curated
+                .list(Some(&Path::from(prefix.as_str())))
+                .map_ok(|meta| meta.location.to_string())
+                .try_collect()
+                .await
+                .with_context(|| format!("listing {prefix}"))?;
+            for key in listed {
+                if committed.contains(&key) {
+                    continue;
+                }
+                // A part of an hour outside the range: that hour's commit decides.
+                if let Some(hour) = part_hour(&key).filter(|h| looked_up.insert(*h)) {
+                    if let Some(record) =
+                        commit_of(self.commits.as_ref(), &self.curated_prefix, hour).await?
+                    {
+                        committed.extend(record.parts);
+                        if committed.contains(&key) {
+                            continue;
+                        }
+                    }
+                }
+                findings.push(Finding {
+                    kind: FindingKind::UncommittedObject,
+                    hour: part_hour(&key),
+                    detail: "in the table, but no commit wrote it".into(),
+                    key: Some(key),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Staged objects older than the stale age under the range's hours.
+    async fn staged_leftovers(
+        &self,
+        hours: &[Hour],
+        findings: &mut Vec<Finding>,
+    ) -> anyhow::Result<()> {
+        let stale_before =
+            Utc::now() - chrono::Duration::from_std(self.stale_after).unwrap_or_default();
+        for hour in hours {
+            let prefix = staging_prefix(&self.curated_prefix, *hour);
+            let listed: Vec<_> = self
+                .curated
+                .list(Some(&Path::from(prefix.as_str())))
+                .try_collect()
+                .await
+                .with_context(|| format!("listing {prefix}"))?;
+            for meta in listed
+                .into_iter()
+                .filter(|m| m.last_modified < stale_before)
+            {
+                findings.push(Finding {
+                    kind: FindingKind::StagedLeftover,
+                    hour: Some(*hour),
+                    detail: format!(
+                        "staged at {}, no run will move it",
+                        meta.last_modified.format("%Y-%m-%d %H:%M:%S UTC")
+                    ),
+                    key: Some(meta.location.to_string()),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Parquet part read through the object store by ranges: the footer, then one column.
+struct PartReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    size: u64,
+}
+
+impl AsyncFileReader for PartReader {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'_, datafusion::parquet::errors::Result<bytes::Bytes>> {
+        async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_arrow_reader_options(options)
+                .load_and_finish(self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
+
+/// The days of the range's hours and the days either side: where their parts fall.
+fn days_around(from: Hour, to: Hour) -> Vec<Day> {
+    let last = to.date().next();
+    let mut days = vec![from.date().previous()];
+    while let Some(&day) = days.last() {
+        if day >= last || day.next() == day {
+            break;
+        }
+        days.push(day.next());
+    }
+    days
+}
+
+/// The source hour of a part key (`…/part-2024-03-05-14-0000.snappy.parquet`).
+fn part_hour(key: &str) -> Option<Hour> {
+    let name = key.rsplit('/').next()?.strip_prefix("part-")?;
+    let (hour, _) = name.rsplit_once('-')?;
+    let hour: Hour = hour.parse().ok()?;
+    hour.part_index(key.rsplit('/').next()?).map(|_| hour)
+}
+
+/// The commit record of `hour` in the table at `curated_prefix`.
+async fn commit_of(
+    commits: &dyn CommitStore,
+    curated_prefix: &str,
+    hour: Hour,
+) -> anyhow::Result<Option<HourCommit>> {
+    commits.get_commit(&commit_key(curated_prefix, hour)).await
+}
+
+/// The report for people: one line per hour, then the findings.
+pub fn print_table(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<14} {:<9} {:<11} {:>4} {:>10} {:>10} {:>5}",
+        "hour", "raw", "commit", "gen", "rows", "found", "parts"
+    )?;
+    for h in &report.hours {
+        writeln!(
+            out,
+            "{:<14} {:<9} {:<11} {:>4} {:>10} {:>10} {:>5}",
+            h.hour.to_string(),
+            label(&h.raw),
+            h.commit.map_or("-".to_string(), |c| label(&c)),
+            h.generation.map_or("-".into(), |g| g.to_string()),
+            h.rows_recorded.map_or("-".into(), |r| r.to_string()),
+            h.rows_found,
+            h.parts
+        )?;
+    }
+    if report.findings.is_empty() {
+        return writeln!(
+            out,
+            "\nclean: {} hours in {:.1} s",
+            report.hours.len(),
+            report.seconds
+        );
+    }
+    writeln!(out, "\n{} finding(s):", report.findings.len())?;
+    for f in &report.findings {
+        writeln!(
+            out,
+            "  {:<18} {:<14} {}{}",
+            label(&f.kind),
+            f.hour.map(|h| h.to_string()).unwrap_or_default(),
+            f.key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default(),
+            f.detail
+        )?;
+    }
+    Ok(())
+}
+
+/// The name a unit-like enum has in the JSON report.
+fn label<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
