@@ -15,5 +15,5 @@ pub mod sqlite;
 pub mod telemetry;
 
 pub use dynamo::DynamoJobStore;
-pub use jobs::JobStore;
+pub use jobs::{update_job, Decision, JobStore, Updated, WriteRetry};
 pub use sqlite::SqliteJobStore;
