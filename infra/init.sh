@@ -18,7 +18,8 @@ Usage: infra/init.sh [options]
   --jobs-table NAME          (env JOBS_TABLE, default jobs)
   --runs-table NAME          (env JOB_RUNS_TABLE, default job_run_details)
   --create-tables            create both tables (on-demand, point-in-time recovery) if missing
-  --reset                    the job exists: drop its bookmark and start again at the baseline day
+  --reset                    the job exists: drop its bookmark (and its failing, parked and queued
+                             hours) and start again at the baseline day
   --region REGION            (env AWS_REGION / AWS_DEFAULT_REGION, or the CLI's configuration)
   -h, --help                 this text
 
@@ -114,7 +115,7 @@ item="{\"job_id\":{\"S\":\"$job_id\"},\"baseline_days\":{\"N\":\"$days\"},\"base
 if [[ "$reset" == true ]]; then
   # Raising the version makes any run still working on the job fail its next (conditional) write.
   ddb update-item --table-name "$jobs_table" --key "$key" \
-    --update-expression 'SET baseline_day = :day, baseline_days = :days, version = if_not_exists(version, :zero) + :one REMOVE job_run_bookmark_details, lease, missing_hour' \
+    --update-expression 'SET baseline_day = :day, baseline_days = :days, version = if_not_exists(version, :zero) + :one REMOVE job_run_bookmark_details, lease, missing_hour, failing_hour, parked_hours, retry_hours' \
     --expression-attribute-values "{\":day\":{\"S\":\"$baseline_day\"},\":days\":{\"N\":\"$days\"},\":zero\":{\"N\":\"0\"},\":one\":{\"N\":\"1\"}}" >/dev/null
   echo "job $job_id reset in $jobs_table: the next run starts at $baseline_day 00:00 UTC"
   exit 0

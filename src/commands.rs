@@ -468,12 +468,15 @@ pub async fn run_local(
     Ok(())
 }
 
-/// `elt status`: the job's bookmark and its last runs, for people.
-pub async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyhow::Result<()> {
-    // Only the job state is read: no bucket needs to be named.
-    let (jobs, place): (Box<dyn adapters::JobStore>, String) = match target {
+/// The job state of `target`, and where it is, for people. Only the job state: no bucket needs
+/// to be named.
+async fn job_store(
+    target: &Target,
+    config: &IngestConfig,
+) -> anyhow::Result<(Box<dyn adapters::JobStore>, String)> {
+    Ok(match target {
         Target::Aws => (
-            Box::new(ingest::aws_job_store(&config).await),
+            Box::new(ingest::aws_job_store(config).await),
             format!(
                 "DynamoDB tables {} and {}",
                 config.jobs_table, config.job_runs_table
@@ -483,47 +486,39 @@ pub async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyho
             Box::new(ingest::local_job_store(dir)?),
             dir.join(ingest::LOCAL_STATE_FILE).display().to_string(),
         ),
-    };
+    })
+}
+
+fn utc(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// `elt skip HOUR`: parks an hour by hand; prints what changed as a JSON line.
+pub async fn skip(
+    target: &Target,
+    config: IngestConfig,
+    hour: Hour,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let (jobs, _) = job_store(target, &config).await?;
+    print_json_line(&ingest::operate::skip_hour(&*jobs, &config, hour, reason).await?)
+}
+
+/// `elt retry HOUR`: takes a parked hour back; prints what changed as a JSON line.
+pub async fn retry(target: &Target, config: IngestConfig, hour: Hour) -> anyhow::Result<()> {
+    let (jobs, _) = job_store(target, &config).await?;
+    print_json_line(&ingest::operate::retry_hour(&*jobs, &config, hour).await?)
+}
+
+/// `elt status`: the job's bookmark and its last runs, for people.
+pub async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyhow::Result<()> {
+    let (jobs, place) = job_store(target, &config).await?;
     let job_id = &config.job_id;
     let mut out = std::io::stdout().lock();
     writeln!(out, "job {job_id} ({place})")?;
     match jobs.get_job(job_id).await? {
         None => writeln!(out, "  not set up yet: the first run creates it")?,
-        Some(job) => {
-            match &job.job_run_bookmark_details {
-                None => match job.baseline_day {
-                    Some(day) => writeln!(out, "  bookmark: none yet (starts at {day} 00:00 UTC)")?,
-                    None => writeln!(
-                        out,
-                        "  bookmark: none yet (starts {} days before the first run's day)",
-                        job.baseline_days
-                    )?,
-                },
-                Some(b) => writeln!(
-                    out,
-                    "  bookmark: {} ({}, {} by run {}); next hour {}",
-                    b.last_run_file_name,
-                    label(&b.status),
-                    b.updated_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                    b.run_id,
-                    b.last_run_file_name.next()
-                )?,
-            }
-            writeln!(out, "  version: {}", job.version)?;
-            if let Some(lease) = &job.lease {
-                let until = chrono::DateTime::from_timestamp_millis(lease.expires_at)
-                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-                    .unwrap_or_default();
-                writeln!(out, "  held by run {} until {until}", lease.run_id)?;
-            }
-            if let Some(missing) = &job.missing_hour {
-                writeln!(
-                    out,
-                    "  MISSING: {} not found by {} run(s)",
-                    missing.hour, missing.attempts
-                )?;
-            }
-        }
+        Some(job) => write_job(&mut out, &job, &config)?,
     }
     let records = jobs.recent_runs(job_id, runs).await?;
     if records.is_empty() {
@@ -556,6 +551,85 @@ pub async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyho
             run.error
                 .map(|e| format!("  error: {e}"))
                 .unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
+/// The job item, for people: bookmark, lag, lease, the failing hour, parked and queued hours.
+fn write_job(
+    out: &mut impl Write,
+    job: &events::jobs::Job,
+    config: &IngestConfig,
+) -> anyhow::Result<()> {
+    let now = config.now();
+    match &job.job_run_bookmark_details {
+        None => match job.baseline_day {
+            Some(day) => writeln!(out, "  bookmark: none yet (starts at {day} 00:00 UTC)")?,
+            None => writeln!(
+                out,
+                "  bookmark: none yet (starts {} days before the first run's day)",
+                job.baseline_days.unwrap_or(config.baseline_days)
+            )?,
+        },
+        Some(b) => {
+            let by = match (&b.updated_at, &b.run_id) {
+                (Some(at), Some(run)) => format!(", {} by run {run}", utc(*at)),
+                (Some(at), None) => format!(", {}", utc(*at)),
+                _ => ", written by hand".to_string(),
+            };
+            writeln!(
+                out,
+                "  bookmark: {} ({}{by}); next hour {}",
+                b.last_run_file_name,
+                label(&b.status),
+                b.last_run_file_name.next()
+            )?
+        }
+    }
+    let next = job.next_hour(config.start_hour, now, config.baseline_days);
+    let lag = events::jobs::lag_hours(next, now);
+    writeln!(
+        out,
+        "  lag: {lag} hours ended and not done (as of {})",
+        utc(now)
+    )?;
+    writeln!(out, "  version: {}", job.version)?;
+    if let Some(lease) = &job.lease {
+        let until = chrono::DateTime::from_timestamp_millis(lease.expires_at)
+            .map(utc)
+            .unwrap_or_default();
+        writeln!(out, "  held by run {} until {until}", lease.run_id)?;
+    }
+    if let Some(failing) = &job.failing_hour {
+        writeln!(
+            out,
+            "  FAILING: {} failed on {} of {} runs before it is parked: {}",
+            failing.hour, failing.attempts, config.missing_hour_attempts, failing.reason
+        )?;
+    }
+    for parked in &job.parked_hours {
+        writeln!(
+            out,
+            "  parked: {} ({}, {}): {}",
+            parked.hour,
+            parked.by,
+            utc(parked.parked_at),
+            parked.reason
+        )?;
+    }
+    for queued in &job.retry_hours {
+        let last = queued
+            .reason
+            .as_deref()
+            .map(|r| format!("; last: {r}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  queued for retry: {} (since {}, {} failed runs{last})",
+            queued.hour,
+            utc(queued.queued_at),
+            queued.attempts
         )?;
     }
     Ok(())

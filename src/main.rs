@@ -100,7 +100,7 @@ enum Command {
         #[command(flatten)]
         commit: transform::handler::CommitSettings,
     },
-    /// The job's bookmark and its last runs.
+    /// The job's bookmark, its lag, parked and queued hours, and its last runs.
     Status {
         #[command(flatten)]
         target: TargetArgs,
@@ -109,6 +109,33 @@ enum Command {
         /// How many runs to show.
         #[arg(long, default_value_t = 10)]
         runs: usize,
+    },
+    /// Park an hour by hand: the job moves on without it (`elt retry` takes it back).
+    ///
+    /// The next hour due: the bookmark moves past it now (unless a run holds the job; that run
+    /// passes it by). A later hour: runs pass it by when they get there. Prints what changed as
+    /// a JSON line.
+    Skip {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        config: ingest::IngestConfig,
+        /// Why, kept with the parked hour (shown by `elt status`).
+        #[arg(long, default_value = "parked by hand")]
+        reason: String,
+        /// The hour to park, e.g. 2024-03-05-14.
+        hour: events::Hour,
+    },
+    /// Take a parked hour back: the next run fetches it first (an hour behind the bookmark), or
+    /// fetches it when it gets there (an hour ahead). After MISSING_HOUR_ATTEMPTS failed runs it
+    /// is parked again. Prints what changed as a JSON line.
+    Retry {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(flatten)]
+        config: ingest::IngestConfig,
+        /// The parked hour, e.g. 2024-03-05-14.
+        hour: events::Hour,
     },
     /// Transform local raw hour files (YYYY-MM-DD-H.json.gz, .json.zst or .json) into the lake.
     ///
@@ -369,6 +396,17 @@ fn main() -> ExitCode {
                 };
                 commands::verify(&audit, from, to, format).await
             }
+            Command::Skip {
+                target,
+                config,
+                reason,
+                hour,
+            } => commands::skip(&target.target(), config, hour, &reason).await,
+            Command::Retry {
+                target,
+                config,
+                hour,
+            } => commands::retry(&target.target(), config, hour).await,
             Command::Query { lake, format, sql } => {
                 commands::query(&lake.lake, &lake.curated_prefix, &sql, format).await
             }

@@ -414,7 +414,7 @@ async fn init_creates_the_tables_and_seeds_the_baseline_day_that_ingest_starts_a
         seeded.baseline_day.map(|d| d.to_string()).as_deref(),
         Some("2024-03-05")
     );
-    assert_eq!(seeded.baseline_days, 3, "the default");
+    assert_eq!(seeded.baseline_days, Some(3), "the default");
     assert!(seeded.job_run_bookmark_details.is_none());
     // `elt status --aws` reads the job state only: no bucket needs to be named.
     let status = world
@@ -480,7 +480,7 @@ async fn init_creates_the_tables_and_seeds_the_baseline_day_that_ingest_starts_a
         day == before - chrono::Duration::days(2) || day == after_day - chrono::Duration::days(2),
         "{day}"
     );
-    assert_eq!(another.baseline_days, 2);
+    assert_eq!(another.baseline_days, Some(2));
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use adapters::JobStore;
+use aws_sdk_dynamodb::types::AttributeValue;
 use events::jobs::{HourOutcome, IngestRun, Job, RunKind, RunStatus, StopReason};
 use events::Hour;
 use gh_elt::gen::{generate, GenOptions};
@@ -199,7 +200,7 @@ async fn first_run_starts_at_the_baseline_and_catches_up_across_days() {
     assert_eq!(world.keys().await, expected, "nothing else in the bucket");
     let job = job(&world).await;
     assert_eq!(bookmark(&job).as_deref(), Some("2024-03-06-1"));
-    assert_eq!(job.baseline_days, 1);
+    assert_eq!(job.baseline_days, Some(1));
     assert_eq!(
         job.baseline_day.map(|d| d.to_string()).as_deref(),
         Some("2024-03-05"),
@@ -254,7 +255,7 @@ async fn a_long_past_missing_hour_is_an_error_then_skipped() {
     let after_first = job(&world).await;
     assert_eq!(bookmark(&after_first).as_deref(), Some("2024-03-05-1"));
     assert_eq!(
-        after_first.missing_hour.as_ref().map(|m| m.attempts),
+        after_first.failing_hour.as_ref().map(|m| m.attempts),
         Some(1)
     );
 
@@ -279,7 +280,17 @@ async fn a_long_past_missing_hour_is_an_error_then_skipped() {
     );
     assert_eq!(second.hours_ingested, 3);
     let after_second = job(&world).await;
-    assert!(after_second.missing_hour.is_none());
+    assert!(after_second.failing_hour.is_none());
+    let parked: Vec<String> = after_second
+        .parked_hours
+        .iter()
+        .map(|p| format!("{} {}", p.hour, p.reason))
+        .collect();
+    assert_eq!(parked.len(), 1, "{parked:?}");
+    assert!(
+        parked[0].starts_with("2024-03-05-2 ") && parked[0].contains("404"),
+        "{parked:?}"
+    );
     assert_stored(&world, &files).await;
     assert_eq!(world.get(&raw_key(hour("2024-03-05-2"))).await, None);
 }
@@ -642,4 +653,633 @@ fn elt_run_ingests_and_transforms_a_folder_mirror_locally() {
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("bookmark: 2024-03-06-1 (ingested"), "{text}");
     assert!(text.contains("until"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// job items seeded by hand; hours that never arrive whole
+
+/// Runs `command`, failing the test (instead of hanging it) if it has not returned within
+/// `limit`: a job item the ingest cannot handle used to make it spin until the Lambda timeout.
+fn output_within(command: &mut std::process::Command, limit: Duration) -> Output {
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("elt starts");
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || sender.send(child.wait_with_output()));
+    match receiver.recv_timeout(limit) {
+        Ok(output) => output.expect("elt's output"),
+        Err(_) => {
+            // SAFETY: signalling the child this test started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("`{command:?}` had not returned after {limit:?}");
+        }
+    }
+}
+
+fn record_of(output: &Output) -> IngestRun {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.lines().next().unwrap_or_default()).unwrap_or_else(|e| {
+        panic!(
+            "no run record ({e}); stdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// A `jobs` item as a person writes it with the console or `aws dynamodb put-item`.
+fn item(job_id: &str, fields: &[(&str, AttributeValue)]) -> HashMap<String, AttributeValue> {
+    let mut item: HashMap<String, AttributeValue> = fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+    item.insert("job_id".into(), AttributeValue::S(job_id.into()));
+    item
+}
+
+fn s(text: &str) -> AttributeValue {
+    AttributeValue::S(text.into())
+}
+
+fn n(number: &str) -> AttributeValue {
+    AttributeValue::N(number.into())
+}
+
+fn bookmark_map(fields: &[(&str, AttributeValue)]) -> AttributeValue {
+    AttributeValue::M(
+        fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
+}
+
+/// Every style of job item a person may have written: (job id, item, first hour, hours).
+fn seeding_styles() -> Vec<(
+    &'static str,
+    HashMap<String, AttributeValue>,
+    &'static str,
+    u32,
+)> {
+    let day = ("baseline_day", s("2024-03-05"));
+    let original_bookmark = bookmark_map(&[
+        (
+            "last_run_file_name",
+            s("s3://github-activity/landing/ghactivity//2024-03-05-2.json.gz"),
+        ),
+        ("status_code", n("200")),
+    ]);
+    let bookmark = |name: &str| bookmark_map(&[("last_run_file_name", s(name))]);
+    vec![
+        (
+            "no_version",
+            item("no_version", &[("baseline_days", n("0")), day.clone()]),
+            "2024-03-05-0",
+            6,
+        ),
+        (
+            "day_only",
+            item("day_only", std::slice::from_ref(&day)),
+            "2024-03-05-0",
+            6,
+        ),
+        (
+            "days_only",
+            item("days_only", &[("baseline_days", n("0"))]),
+            "2024-03-05-0",
+            6,
+        ),
+        (
+            "numbers_as_text",
+            item(
+                "numbers_as_text",
+                &[("baseline_days", s("0")), ("version", s("4"))],
+            ),
+            "2024-03-05-0",
+            6,
+        ),
+        ("id_only", item("id_only", &[]), "2024-03-05-0", 6),
+        (
+            "bookmark_only",
+            item(
+                "bookmark_only",
+                &[("job_run_bookmark_details", bookmark("2024-03-05-2"))],
+            ),
+            "2024-03-05-3",
+            3,
+        ),
+        (
+            "padded_bookmark",
+            item(
+                "padded_bookmark",
+                &[("job_run_bookmark_details", bookmark("2024-03-05-02"))],
+            ),
+            "2024-03-05-3",
+            3,
+        ),
+        (
+            "file_bookmark",
+            item(
+                "file_bookmark",
+                &[("job_run_bookmark_details", bookmark("2024-03-05-2.json.gz"))],
+            ),
+            "2024-03-05-3",
+            3,
+        ),
+        (
+            "original_project",
+            item(
+                "original_project",
+                &[
+                    ("job_description", s("Ingest ghactivity data to s3")),
+                    ("is_active", s("Y")),
+                    ("baseline_days", n("3")),
+                    ("job_run_bookmark_details", original_bookmark),
+                ],
+            ),
+            "2024-03-05-3",
+            3,
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn job_items_seeded_by_hand_in_every_style_ingest_at_once() {
+    let world = AwsWorld::new(false).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&world.sdk);
+    let dir = tempfile::tempdir().unwrap();
+    for h in Hour::range(hour("2024-03-05-0"), hour("2024-03-05-5")) {
+        let bytes = support::gzip_lines(&h.to_string(), 20);
+        std::fs::write(dir.path().join(format!("{h}.json.gz")), bytes).unwrap();
+    }
+    let mirror = format!("file://{}/", dir.path().display());
+    for (job_id, seeded, first, hours) in seeding_styles() {
+        dynamo
+            .put_item()
+            .table_name(&world.jobs_table)
+            .set_item(Some(seeded))
+            .send()
+            .await
+            .unwrap();
+        let output = output_within(
+            elt(&world, &["ingest", "--aws"])
+                .env("INGEST_JOB_ID", job_id)
+                .env("RAW_PREFIX", format!("{job_id}/"))
+                .env("BASELINE_DAYS", "0")
+                .env("GHARCHIVE_BASE_URL", &mirror)
+                .env("ELT_NOW", "2024-03-05T06:30:00Z"),
+            Duration::from_secs(120),
+        );
+        let run = record_of(&output);
+        assert!(output.status.success(), "{job_id}: {run:?}");
+        assert_eq!(
+            hours_of(&run).first().map(String::as_str),
+            Some(first),
+            "{job_id}"
+        );
+        assert_eq!(
+            (run.hours_ingested, run.stop),
+            (hours, StopReason::CaughtUp),
+            "{job_id}"
+        );
+        let job = world.job(job_id).await;
+        assert_eq!(bookmark(&job).as_deref(), Some("2024-03-05-5"), "{job_id}");
+        assert!(job.lease.is_none(), "{job_id}: the lease is released");
+    }
+    // What the item carried beyond the job's own attributes is still there.
+    let original = dynamo
+        .get_item()
+        .table_name(&world.jobs_table)
+        .key("job_id", s("original_project"))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(
+        original["job_description"],
+        s("Ingest ghactivity data to s3")
+    );
+    assert_eq!(original["is_active"], s("Y"));
+}
+
+/// The first half of a whole gzip hour, served as if it were the file: GHArchive has served
+/// truncated files.
+fn truncated_gzip(h: &str) -> Vec<u8> {
+    let whole = support::gzip_lines(h, 200);
+    whole[..whole.len() / 2].to_vec()
+}
+
+/// An error page as GHArchive's storage serves one, with status 200, under the hour's name.
+const XML_ERROR_PAGE: &[u8] = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchKey</Code><Message>The specified key does not exist.</Message></Error>";
+
+fn parked_hours(job: &Job) -> Vec<String> {
+    job.parked_hours
+        .iter()
+        .map(|p| p.hour.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn hours_served_broken_forever_are_parked_and_the_bookmark_moves_on() {
+    let world = AwsWorld::new(false).await;
+    let mirror = Mirror::start();
+    let mut files = publish(&mirror, "2024-03-05-0", "2024-03-05-7", &[]);
+    mirror.put("2024-03-05-2.json.gz", XML_ERROR_PAGE.to_vec());
+    mirror.put("2024-03-05-3.json.gz", truncated_gzip("2024-03-05-3"));
+    let now = "2024-03-05T08:30:00Z";
+    let env = [
+        ("INGEST_START_HOUR", "2024-03-05-0"),
+        ("DOWNLOAD_ATTEMPTS", "2"),
+    ];
+
+    // Three runs fail on each hour (MISSING_HOUR_ATTEMPTS, 3 by default); the third parks it.
+    let mut records = Vec::new();
+    for _ in 0..5 {
+        let (run, output) = ingest(&world, &mirror, now, &env);
+        records.push((run, output.status.success()));
+    }
+    let ok: Vec<bool> = records.iter().map(|(_, ok)| *ok).collect();
+    assert_eq!(ok, [false, false, false, false, true]);
+    let (first, _) = &records[0];
+    assert!(
+        first
+            .error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("2024-03-05-2: the body is not a whole gzip stream"),
+        "{first:?}"
+    );
+    assert_eq!(
+        first.bookmark_lag_hours,
+        Some(6),
+        "2024-03-05-2 ..= 2024-03-05-7 are due"
+    );
+    let (third, _) = &records[2];
+    assert_eq!(hours_of(third), ["2024-03-05-2", "2024-03-05-3"]);
+    assert_eq!(third.hours[0].outcome, HourOutcome::Skipped);
+    assert!(third.hours[0]
+        .error
+        .as_deref()
+        .unwrap_or_default()
+        .contains("SKIPPED"));
+    let (last, _) = &records[4];
+    assert_eq!(
+        hours_of(last),
+        [
+            "2024-03-05-3",
+            "2024-03-05-4",
+            "2024-03-05-5",
+            "2024-03-05-6",
+            "2024-03-05-7"
+        ]
+    );
+    assert_eq!(
+        (last.hours_ingested, last.stop, last.bookmark_lag_hours),
+        (4, StopReason::CaughtUp, Some(0))
+    );
+    assert_eq!(
+        mirror.requests("2024-03-05-2.json.gz"),
+        6,
+        "3 runs of 2 attempts, then never again"
+    );
+
+    let parked = job(&world).await;
+    assert_eq!(bookmark(&parked).as_deref(), Some("2024-03-05-7"));
+    assert_eq!(parked_hours(&parked), ["2024-03-05-2", "2024-03-05-3"]);
+    assert!(parked
+        .parked_hours
+        .iter()
+        .all(|p| p.attempts == 3 && p.reason.contains("not a whole gzip stream")));
+    assert!(parked.failing_hour.is_none());
+    for h in ["2024-03-05-2", "2024-03-05-3"] {
+        assert_eq!(
+            world.get(&raw_key(hour(h))).await,
+            None,
+            "{h}: nothing stored"
+        );
+        files.remove(&hour(h));
+    }
+    assert_stored(&world, &files).await;
+    assert_status_says(&world, now, &["parked: 2024-03-05-2 (run ", "lag: 0 hours"]);
+
+    retry_brings_parked_hours_back(&world, &mirror, now, &env).await;
+}
+
+/// `elt status --aws` at `now` says each of `texts`.
+fn assert_status_says(world: &AwsWorld, now: &str, texts: &[&str]) {
+    let status = elt(world, &["status", "--aws"])
+        .env("ELT_NOW", now)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    for expected in texts {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+}
+
+/// `elt ARGS --aws` for an operator command: its JSON line, or its error.
+fn operate(world: &AwsWorld, args: &[&str], now: &str) -> Result<serde_json::Value, String> {
+    let output = elt(world, args)
+        .arg("--aws")
+        .env("ELT_NOW", now)
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&output.stdout).expect("a JSON line"))
+}
+
+/// Once the mirror serves 2024-03-05-2 whole, `elt retry` brings it back; 2024-03-05-3, still
+/// broken, is parked again after three more runs.
+async fn retry_brings_parked_hours_back(
+    world: &AwsWorld,
+    mirror: &Mirror,
+    now: &str,
+    env: &[(&str, &str)],
+) {
+    let fixed = hour_file(hour("2024-03-05-2"), 60);
+    mirror.put("2024-03-05-2.json.gz", fixed.clone());
+    let queued = operate(world, &["retry", "2024-03-05-2"], now).unwrap();
+    assert_eq!(
+        (queued["action"].as_str(), queued["hour"].as_str()),
+        (Some("queued"), Some("2024-03-05-2"))
+    );
+    let again = operate(world, &["retry", "2024-03-05-2"], now).unwrap_err();
+    assert!(again.contains("queued already"), "{again}");
+    let not_parked = operate(world, &["retry", "2024-03-05-4"], now).unwrap_err();
+    assert!(
+        not_parked.contains("2024-03-05-4 is not parked (parked: 2024-03-05-3)"),
+        "{not_parked}"
+    );
+
+    let (run, output) = ingest(world, mirror, now, env);
+    assert!(output.status.success(), "{run:?}");
+    assert_eq!(
+        (hours_of(&run), run.hours_ingested),
+        (vec!["2024-03-05-2".to_string()], 1)
+    );
+    assert_eq!(world.get(&raw_key(hour("2024-03-05-2"))).await, Some(fixed));
+    let after = job(world).await;
+    assert!(after.retry_hours.is_empty());
+    assert_eq!(parked_hours(&after), ["2024-03-05-3"]);
+
+    operate(world, &["retry", "2024-03-05-3"], now).unwrap();
+    let outcomes: Vec<(HourOutcome, bool)> = (0..3)
+        .map(|_| {
+            let (run, output) = ingest(world, mirror, now, env);
+            (run.hours[0].outcome, output.status.success())
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (HourOutcome::Failed, false),
+            (HourOutcome::Failed, false),
+            (HourOutcome::Skipped, false)
+        ]
+    );
+    let after = job(world).await;
+    assert!(after.retry_hours.is_empty());
+    assert_eq!(parked_hours(&after), ["2024-03-05-3"], "parked again");
+    assert_eq!(
+        bookmark(&after).as_deref(),
+        Some("2024-03-05-7"),
+        "the bookmark was never held up"
+    );
+}
+
+#[tokio::test]
+async fn skip_parks_the_next_hour_at_once_and_a_later_one_when_the_run_gets_there() {
+    let world = AwsWorld::new(false).await;
+    let mirror = Mirror::start();
+    publish(&mirror, "2024-03-05-0", "2024-03-05-4", &[]);
+    let now = "2024-03-05T05:30:00Z";
+    let env = [
+        ("INGEST_START_HOUR", "2024-03-05-0"),
+        ("INGEST_UNTIL_HOUR", "2024-03-05-0"),
+    ];
+    let (first, _) = ingest(&world, &mirror, now, &env);
+    assert_eq!(first.bookmark_after, Some(hour("2024-03-05-0")));
+
+    let next = operate(
+        &world,
+        &["skip", "2024-03-05-1", "--reason", "known bad"],
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        (next["action"].as_str(), next["bookmark_after"].as_str()),
+        (Some("parked"), Some("2024-03-05-1"))
+    );
+    let later = operate(&world, &["skip", "2024-03-05-3"], now).unwrap();
+    assert_eq!(
+        later["bookmark_after"].as_str(),
+        Some("2024-03-05-1"),
+        "a later hour waits for the run"
+    );
+    let behind = operate(&world, &["skip", "2024-03-05-0"], now).unwrap_err();
+    assert!(behind.contains("behind the bookmark"), "{behind}");
+    let twice = operate(&world, &["skip", "2024-03-05-3"], now).unwrap_err();
+    assert!(twice.contains("parked already"), "{twice}");
+
+    let (run, output) = ingest(&world, &mirror, now, &[]);
+    assert!(output.status.success(), "{run:?}");
+    let outcomes: Vec<HourOutcome> = run.hours.iter().map(|r| r.outcome).collect();
+    assert_eq!(
+        hours_of(&run),
+        ["2024-03-05-2", "2024-03-05-3", "2024-03-05-4"]
+    );
+    assert_eq!(
+        outcomes,
+        [
+            HourOutcome::Ingested,
+            HourOutcome::Skipped,
+            HourOutcome::Ingested
+        ]
+    );
+    assert_eq!(
+        mirror.requests("2024-03-05-1.json.gz"),
+        0,
+        "parked by hand: never fetched"
+    );
+    assert_eq!(mirror.requests("2024-03-05-3.json.gz"), 0);
+    let parked = job(&world).await;
+    assert_eq!(parked_hours(&parked), ["2024-03-05-1", "2024-03-05-3"]);
+    assert_eq!(parked.parked_hours[0].reason, "known bad");
+
+    operate(&world, &["retry", "2024-03-05-1"], now).unwrap();
+    let (run, _) = ingest(&world, &mirror, now, &[]);
+    assert_eq!(hours_of(&run), ["2024-03-05-1"]);
+    assert_eq!(run.hours_ingested, 1);
+    assert_eq!(parked_hours(&job(&world).await), ["2024-03-05-3"]);
+}
+
+#[tokio::test]
+async fn an_outage_of_the_source_parks_nothing() {
+    let world = AwsWorld::new(false).await;
+    let mirror = Mirror::start();
+    publish(&mirror, "2024-03-05-0", "2024-03-05-2", &[]);
+    let now = "2024-03-05T03:30:00Z";
+    let env = [
+        ("INGEST_START_HOUR", "2024-03-05-0"),
+        ("DOWNLOAD_ATTEMPTS", "1"),
+        ("MISSING_HOUR_ATTEMPTS", "2"),
+    ];
+    let mut until = env.to_vec();
+    until.push(("INGEST_UNTIL_HOUR", "2024-03-05-0"));
+    ingest(&world, &mirror, now, &until);
+
+    // GHArchive answers 503 for everything: the failures are not the hour's.
+    mirror.always("2024-03-05-0.json.gz", Fault::Status(503));
+    mirror.always("2024-03-05-1.json.gz", Fault::Status(503));
+    for _ in 0..3 {
+        let (run, output) = ingest(&world, &mirror, now, &env);
+        assert!(!output.status.success());
+        assert!(
+            run.error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("not counted against the hour"),
+            "{run:?}"
+        );
+    }
+    let during = job(&world).await;
+    assert!(during.failing_hour.is_none() && during.parked_hours.is_empty());
+    assert_eq!(bookmark(&during).as_deref(), Some("2024-03-05-0"));
+
+    // Only 2024-03-05-1 fails now: that is the hour's fault, and it is parked after two runs.
+    mirror.heal("2024-03-05-0.json.gz");
+    let (_, output) = ingest(&world, &mirror, now, &env);
+    assert!(!output.status.success());
+    let (run, output) = ingest(&world, &mirror, now, &env);
+    assert!(output.status.success(), "{run:?}");
+    assert_eq!(hours_of(&run), ["2024-03-05-1", "2024-03-05-2"]);
+    assert_eq!(parked_hours(&job(&world).await), ["2024-03-05-1"]);
+}
+
+#[test]
+fn broken_hours_are_parked_and_taken_back_in_a_local_lake() {
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = dir.path().join("mirror");
+    std::fs::create_dir_all(&mirror).unwrap();
+    for h in ["2024-03-05-0", "2024-03-05-2", "2024-03-05-3"] {
+        std::fs::write(
+            mirror.join(format!("{h}.json.gz")),
+            support::gzip_lines(h, 20),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        mirror.join("2024-03-05-1.json.gz"),
+        truncated_gzip("2024-03-05-1"),
+    )
+    .unwrap();
+    let lake = dir.path().join("lake");
+    let elt_local = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_elt"))
+            .args(args)
+            .args(["--lake", lake.to_str().unwrap()])
+            .env(
+                "GHARCHIVE_BASE_URL",
+                format!("file://{}/", mirror.display()),
+            )
+            .env("INGEST_START_HOUR", "2024-03-05-0")
+            .env("MISSING_HOUR_ATTEMPTS", "2")
+            .env("RETRY_BASE_MS", "1")
+            .env("ELT_NOW", "2024-03-05T03:30:00Z")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        (
+            output.status.success(),
+            stdout,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let run = |ok: bool| {
+        let (success, stdout, stderr) = elt_local(&["ingest"]);
+        assert_eq!(success, ok, "{stderr}");
+        serde_json::from_str::<IngestRun>(stdout.lines().next().unwrap_or_default()).unwrap()
+    };
+    assert_eq!(hours_of(&run(false)), ["2024-03-05-0", "2024-03-05-1"]);
+    let second = run(true);
+    assert_eq!(hours_of(&second), ["2024-03-05-1", "2024-03-05-2"]);
+    assert_eq!(second.hours[0].outcome, HourOutcome::Skipped);
+    let (_, status, _) = elt_local(&["status"]);
+    assert!(status.contains("parked: 2024-03-05-1"), "{status}");
+    assert!(!lake.join("raw/2024-03-05-1.json.gz").exists());
+
+    std::fs::write(
+        mirror.join("2024-03-05-1.json.gz"),
+        support::gzip_lines("2024-03-05-1", 20),
+    )
+    .unwrap();
+    let (ok, queued, stderr) = elt_local(&["retry", "2024-03-05-1"]);
+    assert!(
+        ok && queued.contains(r#""action":"queued""#),
+        "{queued}{stderr}"
+    );
+    let (ok, skipped, stderr) = elt_local(&["skip", "2024-03-05-3"]);
+    assert!(
+        ok && skipped.contains(r#""bookmark_after":"2024-03-05-3""#),
+        "{skipped}{stderr}"
+    );
+    let third = run(true);
+    assert_eq!(
+        hours_of(&third),
+        ["2024-03-05-1"],
+        "the queued hour; 2024-03-05-3 is skipped"
+    );
+    assert!(lake.join("raw/2024-03-05-1.json.gz").is_file());
+    assert!(!lake.join("raw/2024-03-05-3.json.gz").exists());
+}
+
+#[tokio::test]
+async fn every_run_writes_its_record_even_when_the_jobs_table_fails() {
+    let world = AwsWorld::new(false).await;
+    let mirror = Mirror::start();
+    publish(&mirror, "2024-03-05-0", "2024-03-05-0", &[]);
+    let output = output_within(
+        elt(&world, &["ingest", "--aws"])
+            .env("JOBS_TABLE", "no-such-table")
+            .env("GHARCHIVE_BASE_URL", &mirror.url)
+            .env("INGEST_START_HOUR", "2024-03-05-0")
+            .env("ELT_NOW", "2024-03-05T01:30:00Z"),
+        Duration::from_secs(120),
+    );
+    assert!(!output.status.success());
+    let run = record_of(&output);
+    assert_eq!(
+        (run.status, run.stop),
+        (RunStatus::Error, StopReason::Failed)
+    );
+    let error = run.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("could not change job ghactivity_ingest in 5 attempts"),
+        "{error}"
+    );
+    let stored = runs(&world).await;
+    assert_eq!(stored.len(), 1, "the failed run is recorded");
+    assert_eq!(stored[0].run_id, run.run_id);
+
+    // And when the record cannot be written, the run says so.
+    let output = output_within(
+        elt(&world, &["ingest", "--aws"])
+            .env("JOB_RUNS_TABLE", "no-such-table")
+            .env("GHARCHIVE_BASE_URL", &mirror.url)
+            .env("INGEST_START_HOUR", "2024-03-05-0")
+            .env("ELT_NOW", "2024-03-05T01:30:00Z"),
+        Duration::from_secs(120),
+    );
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the run record could not be written"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 hours ingested"), "{stderr}");
 }

@@ -57,6 +57,40 @@ impl DynamoJobStore {
     }
 }
 
+/// The condition of a job write: the item is the version read (`None`: there is no item). A
+/// person may have written the version as a string, and an item seeded without one is version 0.
+struct JobCondition {
+    expression: String,
+    names: Option<HashMap<String, String>>,
+    values: Option<HashMap<String, AttributeValue>>,
+}
+
+impl JobCondition {
+    fn new(expected: Option<u64>) -> JobCondition {
+        let Some(version) = expected else {
+            return JobCondition {
+                expression: "attribute_not_exists(job_id)".into(),
+                names: None,
+                values: None,
+            };
+        };
+        let matches = "#version = :expected_n OR #version = :expected_s";
+        let expression = if version == 0 {
+            format!("attribute_exists(job_id) AND (attribute_not_exists(#version) OR {matches})")
+        } else {
+            matches.to_string()
+        };
+        JobCondition {
+            expression,
+            names: Some(HashMap::from([("#version".into(), "version".into())])),
+            values: Some(HashMap::from([
+                (":expected_n".into(), AttributeValue::N(version.to_string())),
+                (":expected_s".into(), AttributeValue::S(version.to_string())),
+            ])),
+        }
+    }
+}
+
 fn attribute(name: &str, kind: ScalarAttributeType) -> anyhow::Result<AttributeDefinition> {
     Ok(AttributeDefinition::builder()
         .attribute_name(name)
@@ -82,9 +116,12 @@ where
         .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
-#[async_trait]
-impl JobStore for DynamoJobStore {
-    async fn get_job(&self, job_id: &str) -> anyhow::Result<Option<Job>> {
+impl DynamoJobStore {
+    /// The job's item as stored, read consistently.
+    async fn raw_job(
+        &self,
+        job_id: &str,
+    ) -> anyhow::Result<Option<HashMap<String, AttributeValue>>> {
         let output = self
             .client
             .get_item()
@@ -94,7 +131,39 @@ impl JobStore for DynamoJobStore {
             .send()
             .await
             .with_context(|| format!("reading job {job_id} from {}", self.jobs_table))?;
-        match output.item {
+        Ok(output.item)
+    }
+
+    /// The `run_id` of the run record stored at `job_run_time`, if any.
+    async fn stored_run_id(
+        &self,
+        job_id: &str,
+        job_run_time: i64,
+    ) -> anyhow::Result<Option<serde_json::Value>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.runs_table)
+            .key("job_id", AttributeValue::S(job_id.to_string()))
+            .key("job_run_time", AttributeValue::N(job_run_time.to_string()))
+            .projection_expression("run_id")
+            .consistent_read(true)
+            .send()
+            .await
+            .with_context(|| format!("reading a run of {job_id} from {}", self.runs_table))?;
+        Ok(
+            match output.item.and_then(|mut item| item.remove("run_id")) {
+                Some(AttributeValue::S(id)) => Some(id.into()),
+                _ => None,
+            },
+        )
+    }
+}
+
+#[async_trait]
+impl JobStore for DynamoJobStore {
+    async fn get_job(&self, job_id: &str) -> anyhow::Result<Option<Job>> {
+        match self.raw_job(job_id).await? {
             None => Ok(None),
             Some(item) => serde_dynamo::from_item(item)
                 .map(Some)
@@ -103,19 +172,30 @@ impl JobStore for DynamoJobStore {
     }
 
     async fn put_job(&self, job: &Job, expected: Option<u64>) -> anyhow::Result<bool> {
-        let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(job)?;
-        let request = self
+        // The whole item is put (an UpdateItem would keep other attributes by itself, but moto
+        // applies concurrent conditional updates without a lock, and the tests run on moto),
+        // with the attributes a person added carried over from the item as read: the condition
+        // on the version makes sure it is still that item.
+        let mut item = match expected {
+            None => HashMap::new(),
+            Some(_) => self.raw_job(&job.job_id).await?.unwrap_or_default(),
+        };
+        item.retain(|name, _| !events::jobs::JOB_ATTRIBUTES.contains(&name.as_str()));
+        item.extend(serde_dynamo::to_item::<_, HashMap<String, AttributeValue>>(
+            job,
+        )?);
+        let condition = JobCondition::new(expected);
+        let result = self
             .client
             .put_item()
             .table_name(&self.jobs_table)
-            .set_item(Some(item));
-        let request = match expected {
-            None => request.condition_expression("attribute_not_exists(job_id)"),
-            Some(version) => request
-                .condition_expression("version = :expected")
-                .expression_attribute_values(":expected", AttributeValue::N(version.to_string())),
-        };
-        match request.send().await {
+            .set_item(Some(item))
+            .condition_expression(condition.expression)
+            .set_expression_attribute_names(condition.names)
+            .set_expression_attribute_values(condition.values)
+            .send()
+            .await;
+        match result {
             Ok(_) => Ok(true),
             Err(e) if condition_failed(&e) => Ok(false),
             Err(e) => Err(anyhow::Error::new(e)
@@ -143,7 +223,13 @@ impl JobStore for DynamoJobStore {
                 .await;
             match result {
                 Ok(_) => return Ok(time),
-                Err(e) if condition_failed(&e) => continue,
+                Err(e) if condition_failed(&e) => {
+                    let ours = record.get("run_id").filter(|id| id.is_string());
+                    if ours.is_some() && self.stored_run_id(job_id, time).await?.as_ref() == ours {
+                        // Ours: an earlier try was stored, and its reply lost.
+                        return Ok(time);
+                    }
+                }
                 Err(e) => {
                     return Err(anyhow::Error::new(e)
                         .context(format!("writing a run of {job_id} to {}", self.runs_table)))
@@ -175,5 +261,40 @@ impl JobStore for DynamoJobStore {
             .into_iter()
             .map(|item| serde_dynamo::from_item(item).map_err(anyhow::Error::from))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_write_is_conditional_on_the_version_read() {
+        let write = JobCondition::new(Some(4));
+        assert_eq!(
+            write.expression,
+            "#version = :expected_n OR #version = :expected_s"
+        );
+        let values = write.values.unwrap();
+        assert_eq!(values[":expected_n"], AttributeValue::N("4".into()));
+        assert_eq!(
+            values[":expected_s"],
+            AttributeValue::S("4".into()),
+            "written by hand"
+        );
+        let create = JobCondition::new(None);
+        assert_eq!(create.expression, "attribute_not_exists(job_id)");
+        assert!(
+            create.names.is_none() && create.values.is_none(),
+            "DynamoDB refuses unused ones"
+        );
+    }
+
+    #[test]
+    fn an_item_seeded_without_a_version_is_version_zero() {
+        assert_eq!(
+            JobCondition::new(Some(0)).expression,
+            "attribute_exists(job_id) AND (attribute_not_exists(#version) OR #version = :expected_n OR #version = :expected_s)"
+        );
     }
 }

@@ -1,7 +1,11 @@
-//! The job-state port: the `jobs` item of each job and its run records in `job_run_details`.
+//! The job-state port: the `jobs` item of each job and its run records in `job_run_details`;
+//! and [`update_job`], the one way the item is changed.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use events::jobs::Job;
+use rand::Rng;
 
 /// Where jobs keep their bookmark and their run history.
 #[async_trait]
@@ -10,11 +14,16 @@ pub trait JobStore: Send + Sync {
     async fn get_job(&self, job_id: &str) -> anyhow::Result<Option<Job>>;
 
     /// Writes `job` only if the stored item still has version `expected` (`None`: only if there is
-    /// no item yet). Returns false, writing nothing, when another writer got there first.
+    /// no item yet). An item without a version (seeded by hand) has version 0, and a version
+    /// written as a string counts as its number. Attributes of the item that [`Job`] does not
+    /// know are kept (see `events::jobs::JOB_ATTRIBUTES`). Returns false, writing nothing, when
+    /// another writer got there first.
     async fn put_job(&self, job: &Job, expected: Option<u64>) -> anyhow::Result<bool>;
 
     /// Adds a run record under `job_id` at `job_run_time` (epoch ms). It never replaces another
-    /// run's record: if that time is taken it moves on by a millisecond. Returns the time used.
+    /// run's record: if that time is taken it moves on by a millisecond. A record already stored
+    /// with the same `run_id` (a retry after a lost reply) is not stored twice. Returns the time
+    /// used.
     async fn add_run(
         &self,
         job_id: &str,
@@ -32,3 +41,232 @@ pub trait JobStore: Send + Sync {
 
 /// How many taken run times `add_run` steps over before it gives up.
 pub(crate) const RUN_TIME_PROBES: i64 = 1000;
+
+/// What a change makes of the job item as it is stored now. Short-lived, one at a time: the
+/// size of the item inline costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+pub enum Decision<T> {
+    /// Write this item (`update_job` sets its version), then answer `T`.
+    Write(Job, T),
+    /// Nothing to write: the change is already there (a write whose reply was lost), or there is
+    /// nothing to change. Answer `T`.
+    Keep(T),
+}
+
+/// A change's answer, and the item as stored after it (`None`: there is no item).
+pub struct Updated<T> {
+    pub value: T,
+    pub job: Option<Job>,
+}
+
+/// How many times [`update_job`] reads and tries to write, and its first pause in between
+/// (doubling, with jitter).
+#[derive(Debug, Clone, Copy)]
+pub struct WriteRetry {
+    pub attempts: u32,
+    pub first_pause: Duration,
+}
+
+impl Default for WriteRetry {
+    fn default() -> WriteRetry {
+        WriteRetry {
+            attempts: 5,
+            first_pause: Duration::from_millis(50),
+        }
+    }
+}
+
+impl WriteRetry {
+    /// Between half and all of `first_pause × 2^(retry-1)`.
+    pub fn pause(&self, retry: u32) -> Duration {
+        let full = self
+            .first_pause
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(10));
+        full / 2 + (full / 2).mul_f64(rand::rng().random::<f64>())
+    }
+}
+
+/// Changes job `job_id`: reads the item, asks `decide` what to make of it, and writes that
+/// conditionally on the version read. A write refused by its condition, or one that failed
+/// (its reply may have been lost after it succeeded), is followed by a pause, a fresh read and
+/// a fresh decision: `decide` sees the item as stored, so it finds a change of its own already
+/// in place, or another writer's change to build on. At most `retry.attempts` rounds, never a
+/// spin. An error from `decide` is a refusal, returned at once.
+pub async fn update_job<T: Send>(
+    store: &dyn JobStore,
+    job_id: &str,
+    retry: WriteRetry,
+    mut decide: impl FnMut(Option<&Job>) -> anyhow::Result<Decision<T>> + Send,
+) -> anyhow::Result<Updated<T>> {
+    let attempts = retry.attempts.max(1);
+    let mut problem = String::new();
+    for attempt in 1..=attempts {
+        if attempt > 1 {
+            tokio::time::sleep(retry.pause(attempt - 1)).await;
+        }
+        let current = match store.get_job(job_id).await {
+            Ok(current) => current,
+            Err(e) => {
+                problem = format!("{e:#}");
+                tracing::warn!(job_id, attempt, problem, "reading the job failed");
+                continue;
+            }
+        };
+        let (mut job, value) = match decide(current.as_ref())? {
+            Decision::Keep(value) => {
+                return Ok(Updated {
+                    value,
+                    job: current,
+                })
+            }
+            Decision::Write(job, value) => (job, value),
+        };
+        let expected = current.as_ref().map(|c| c.version);
+        job.version = expected.map_or(0, |v| v + 1);
+        match store.put_job(&job, expected).await {
+            Ok(true) => {
+                return Ok(Updated {
+                    value,
+                    job: Some(job),
+                })
+            }
+            Ok(false) => problem = "another writer changed it first".into(),
+            Err(e) => problem = format!("{e:#}"),
+        }
+        tracing::warn!(
+            job_id,
+            attempt,
+            problem,
+            "the job write did not go through; reading it again"
+        );
+    }
+    anyhow::bail!("could not change job {job_id} in {attempts} attempts: {problem}")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A store in memory whose writes can lose their reply (written, then an error) or be
+    /// refused whatever the version: the faults `update_job` must survive.
+    #[derive(Default)]
+    struct FaultyStore {
+        job: Mutex<Option<Job>>,
+        lose_replies: Mutex<u32>,
+        refuse_all: bool,
+        reads: Mutex<u32>,
+        writes: Mutex<u32>,
+    }
+
+    #[async_trait]
+    impl JobStore for FaultyStore {
+        async fn get_job(&self, _: &str) -> anyhow::Result<Option<Job>> {
+            *self.reads.lock().unwrap() += 1;
+            Ok(self.job.lock().unwrap().clone())
+        }
+
+        async fn put_job(&self, job: &Job, expected: Option<u64>) -> anyhow::Result<bool> {
+            let mut stored = self.job.lock().unwrap();
+            if self.refuse_all || stored.as_ref().map(|j| j.version) != expected {
+                return Ok(false);
+            }
+            *stored = Some(job.clone());
+            *self.writes.lock().unwrap() += 1;
+            let mut lose = self.lose_replies.lock().unwrap();
+            if *lose > 0 {
+                *lose -= 1;
+                anyhow::bail!("connection reset (after the write)");
+            }
+            Ok(true)
+        }
+
+        async fn add_run(&self, _: &str, t: i64, _: &serde_json::Value) -> anyhow::Result<i64> {
+            Ok(t)
+        }
+
+        async fn recent_runs(&self, _: &str, _: usize) -> anyhow::Result<Vec<serde_json::Value>> {
+            Ok(Vec::new())
+        }
+    }
+
+    fn quick() -> WriteRetry {
+        WriteRetry {
+            attempts: 5,
+            first_pause: Duration::from_millis(1),
+        }
+    }
+
+    /// Takes a lease for `run`, recognising it already taken by `run` itself.
+    fn take_lease(
+        run: &str,
+    ) -> impl FnMut(Option<&Job>) -> anyhow::Result<Decision<&'static str>> + Send + '_ {
+        move |current| {
+            let mut job = current
+                .cloned()
+                .unwrap_or_else(|| Job::new("j", 3, chrono::Utc::now()));
+            if job.lease.as_ref().is_some_and(|l| l.run_id == run) {
+                return Ok(Decision::Keep("mine already"));
+            }
+            job.lease = Some(events::jobs::Lease {
+                run_id: run.into(),
+                expires_at: 1,
+            });
+            Ok(Decision::Write(job, "taken"))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_reply_was_lost_is_recognised_on_reading_again() {
+        let store = FaultyStore::default();
+        *store.lose_replies.lock().unwrap() = 1;
+        let updated = update_job(&store, "j", quick(), take_lease("r1"))
+            .await
+            .unwrap();
+        assert_eq!(updated.value, "mine already");
+        assert_eq!(*store.writes.lock().unwrap(), 1, "written once");
+        assert_eq!(updated.job.unwrap().version, 0);
+
+        let again = update_job(&store, "j", quick(), take_lease("r2"))
+            .await
+            .unwrap();
+        assert_eq!((again.value, again.job.unwrap().version), ("taken", 1));
+    }
+
+    #[tokio::test]
+    async fn a_write_that_can_never_succeed_gives_up_after_its_attempts() {
+        let store = FaultyStore {
+            refuse_all: true,
+            ..FaultyStore::default()
+        };
+        let error = update_job(&store, "j", quick(), take_lease("r1"))
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("in 5 attempts"), "{error}");
+        assert_eq!(*store.reads.lock().unwrap(), 5, "bounded, not a spin");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_returned_at_once() {
+        let store = FaultyStore::default();
+        let refused = update_job(&store, "j", quick(), |_| -> anyhow::Result<Decision<()>> {
+            anyhow::bail!("2024-03-05-2 is not parked")
+        })
+        .await;
+        assert!(refused.is_err());
+        assert_eq!(*store.reads.lock().unwrap(), 1);
+    }
+
+    #[test]
+    fn pauses_double_with_jitter() {
+        let retry = WriteRetry::default();
+        for n in 1..=4 {
+            let full = retry.first_pause * (1 << (n - 1));
+            let pause = retry.pause(n);
+            assert!(pause >= full / 2 && pause <= full, "{n}: {pause:?}");
+        }
+    }
+}

@@ -18,5 +18,5 @@ pub mod telemetry;
 
 pub use commits::CommitStore;
 pub use dynamo::DynamoJobStore;
-pub use jobs::JobStore;
+pub use jobs::{update_job, Decision, JobStore, Updated, WriteRetry};
 pub use sqlite::SqliteJobStore;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use events::jobs::Job;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::jobs::{JobStore, RUN_TIME_PROBES};
 
@@ -72,42 +72,74 @@ impl SqliteJobStore {
     }
 }
 
+/// `ours` laid over the stored item: the attributes a [`Job`] owns replaced (or removed), any
+/// other attribute a person gave the item kept, as on DynamoDB.
+fn merged(stored: &str, ours: serde_json::Value) -> serde_json::Value {
+    let serde_json::Value::Object(ours) = ours else {
+        return ours;
+    };
+    let mut item = match serde_json::from_str(stored) {
+        Ok(serde_json::Value::Object(item)) => item,
+        _ => serde_json::Map::new(),
+    };
+    item.retain(|name, _| !events::jobs::JOB_ATTRIBUTES.contains(&name.as_str()));
+    item.extend(ours);
+    serde_json::Value::Object(item)
+}
+
 #[async_trait]
 impl JobStore for SqliteJobStore {
     async fn get_job(&self, job_id: &str) -> anyhow::Result<Option<Job>> {
         let job_id = job_id.to_string();
         self.with(move |c| {
-            let item: Option<String> = c
+            let row: Option<(i64, String)> = c
                 .query_row(
-                    "SELECT item FROM jobs WHERE job_id = ?1",
+                    "SELECT version, item FROM jobs WHERE job_id = ?1",
                     params![job_id],
-                    |row| row.get(0),
+                    |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()?;
-            item.map(|text| {
-                serde_json::from_str(&text).with_context(|| format!("job {job_id} is malformed"))
-            })
-            .transpose()
+            let Some((version, text)) = row else {
+                return Ok(None);
+            };
+            let mut job: Job = serde_json::from_str(&text)
+                .with_context(|| format!("job {job_id} is malformed"))?;
+            // The column is what writes are conditional on, whatever a hand-written item says.
+            job.version = u64::try_from(version).unwrap_or(0);
+            Ok(Some(job))
         })
         .await
     }
 
     async fn put_job(&self, job: &Job, expected: Option<u64>) -> anyhow::Result<bool> {
-        let item = serde_json::to_string(job)?;
+        let ours = serde_json::to_value(job)?;
         let (job_id, version) = (job.job_id.clone(), job.version as i64);
         self.with(move |c| {
-            let changed = match expected {
-                None => c.execute(
-                    "INSERT INTO jobs (job_id, version, item) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (job_id) DO NOTHING",
-                    params![job_id, version, item],
-                )?,
-                Some(expected) => c.execute(
-                    "UPDATE jobs SET version = ?2, item = ?3 WHERE job_id = ?1 AND version = ?4",
-                    params![job_id, version, item, expected as i64],
-                )?,
-            };
-            Ok(changed == 1)
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT version, item FROM jobs WHERE job_id = ?1",
+                    params![job_id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            match (expected, current) {
+                (None, None) => {
+                    tx.execute(
+                        "INSERT INTO jobs (job_id, version, item) VALUES (?1, ?2, ?3)",
+                        params![job_id, version, ours.to_string()],
+                    )?;
+                }
+                (Some(expected), Some((stored, text))) if stored == expected as i64 => {
+                    tx.execute(
+                        "UPDATE jobs SET version = ?2, item = ?3 WHERE job_id = ?1",
+                        params![job_id, version, merged(&text, ours).to_string()],
+                    )?;
+                }
+                _ => return Ok(false),
+            }
+            tx.commit()?;
+            Ok(true)
         })
         .await
     }
@@ -202,5 +234,37 @@ mod tests {
         let runs = store.recent_runs("j", 10).await.unwrap();
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0]["n"], 2, "newest first");
+    }
+
+    #[tokio::test]
+    async fn an_item_seeded_by_hand_is_read_and_its_own_fields_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite");
+        let store = SqliteJobStore::open(&path).unwrap();
+        // As a person would: sqlite3 lake/state.sqlite "INSERT INTO jobs …".
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "INSERT INTO jobs VALUES ('j', 0, '{\"job_id\": \"j\", \"baseline_days\": \"2\", \"note\": \"mine\",
+                  \"job_run_bookmark_details\": {\"last_run_file_name\": \"2024-03-05-14.json.gz\"}}')",
+                [],
+            )
+            .unwrap();
+        let mut seeded = store.get_job("j").await.unwrap().unwrap();
+        assert_eq!((seeded.version, seeded.baseline_days), (0, Some(2)));
+        seeded.baseline_days = None;
+        seeded.version = 1;
+        assert!(store.put_job(&seeded, Some(0)).await.unwrap());
+        let text: String = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT item FROM jobs", [], |row| row.get(0))
+            .unwrap();
+        let item: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(item["note"], "mine", "{text}");
+        assert!(item.get("baseline_days").is_none(), "{text}");
+        assert_eq!(
+            item["job_run_bookmark_details"]["last_run_file_name"],
+            "2024-03-05-14"
+        );
     }
 }

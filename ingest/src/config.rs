@@ -66,7 +66,9 @@ pub struct IngestConfig {
     /// (an error), not that it is not published yet (a quiet stop).
     #[arg(long, env = "MISSING_AFTER_HOURS", default_value_t = 24)]
     pub missing_after_hours: u32,
-    /// Runs that find a long-past hour missing before it is skipped and the bookmark moves on.
+    /// Runs that fail on an hour (missing long after it ended, or served broken) before it is
+    /// parked: recorded as skipped with its reason, and the bookmark moves on (`elt retry`
+    /// takes it back). Also the runs a queued hour may fail on before it is parked again.
     #[arg(long, env = "MISSING_HOUR_ATTEMPTS", default_value_t = 3)]
     pub missing_hour_attempts: u32,
     /// Download attempts per hour (exponential backoff with jitter in between).

@@ -151,11 +151,11 @@ impl Fetcher {
             while let Some(chunk) = chunks.next().await {
                 let chunk = chunk.map_err(|e| FetchError {
                     message: format!("the body broke off after {received} bytes: {}", e.message),
-                    retry: e.retry,
+                    ..e
                 })?;
                 received += chunk.len() as u64;
                 if let Some(expected) = body.expected_len.filter(|&n| received > n) {
-                    return Err(FetchError::retry(format!(
+                    return Err(FetchError::unreachable(format!(
                         "received more than the announced {expected} bytes"
                     )));
                 }
@@ -193,16 +193,18 @@ impl Fetcher {
         let (received, stored) = tokio::join!(receive, upload);
         let checked = check
             .await
-            .map_err(|e| FetchError::fatal(format!("the check task failed: {e}")));
+            .map_err(|e| FetchError::ours(format!("the check task failed: {e}")));
 
+        // In this order, so that each failure is put down to its cause: a body cut off in
+        // transit also fails the gzip check, and a check that failed stops the receiving early.
         let outcome = (|| {
             let (received, expected) = received?;
             let stored = stored?;
             let json_bytes = checked?.map_err(|e| {
-                FetchError::retry(format!("the body is not a whole gzip stream: {e}"))
+                FetchError::broken(format!("the body is not a whole gzip stream: {e}"))
             })?;
             if let Some(expected) = expected.filter(|&n| n != received) {
-                return Err(FetchError::retry(format!(
+                return Err(FetchError::unreachable(format!(
                     "the body broke off after {received} of {expected} bytes"
                 )));
             }

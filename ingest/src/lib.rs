@@ -2,8 +2,11 @@
 //! bookmark in the `jobs` table. Plain async code over the ports in `adapters`; the Lambda
 //! (`src/main.rs`) and `elt ingest | backfill | run` build the adapters and call [`Ingest`].
 
+pub mod changes;
 pub mod config;
 pub mod fetch;
+pub mod metrics;
+pub mod operate;
 pub mod run;
 pub mod source;
 
@@ -61,27 +64,64 @@ pub fn local_job_store(lake: &std::path::Path) -> anyhow::Result<adapters::Sqlit
     adapters::SqliteJobStore::open(&lake.join(LOCAL_STATE_FILE))
 }
 
+/// Whose fault a failed fetch was: it decides whether the failure counts against the hour (see
+/// `MISSING_HOUR_ATTEMPTS`), so that an hour is parked for being broken, never for an outage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The source answered, and what it served is not the hour's file: not a whole gzip stream
+    /// (an XML error page with status 200, a corrupt or truncated file), or a 4xx other than 404.
+    Broken,
+    /// The source did not answer in full: connect errors, time-outs, 5xx, 408, 429, a body that
+    /// broke off before its announced length. It counts against the hour only when the source
+    /// answers for the hour before (so a GHArchive outage parks nothing).
+    Unreachable,
+    /// Our side: the raw store, or the ingest itself. Never counts against the hour.
+    Ours,
+}
+
 /// Why an attempt to fetch an hour failed, and whether trying again may help.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct FetchError {
     pub message: String,
-    /// Transient (5xx, timeouts, resets, truncated bodies): worth another attempt.
+    /// Worth another attempt within the run.
     pub retry: bool,
+    pub kind: Failure,
 }
 
 impl FetchError {
-    pub fn retry(message: String) -> FetchError {
+    /// The source served something that is not the file. Retried: a damaged transfer can pass
+    /// the transport's checks and still fail the gzip check.
+    pub fn broken(message: String) -> FetchError {
         FetchError {
             message,
             retry: true,
+            kind: Failure::Broken,
         }
     }
 
-    pub fn fatal(message: String) -> FetchError {
+    /// The source answered for good with something other than the file (a 4xx).
+    pub fn refused(message: String) -> FetchError {
         FetchError {
             message,
             retry: false,
+            kind: Failure::Broken,
+        }
+    }
+
+    pub fn unreachable(message: String) -> FetchError {
+        FetchError {
+            message,
+            retry: true,
+            kind: Failure::Unreachable,
+        }
+    }
+
+    pub fn ours(message: String) -> FetchError {
+        FetchError {
+            message,
+            retry: false,
+            kind: Failure::Ours,
         }
     }
 
@@ -97,11 +137,16 @@ impl FetchError {
         FetchError {
             message,
             retry: !error.is_builder() && !error.is_redirect(),
+            kind: Failure::Unreachable,
         }
     }
 
     /// object_store has already retried what it could; another attempt starts a fresh upload.
     fn storage(error: object_store::Error) -> FetchError {
-        FetchError::retry(format!("storing: {error}"))
+        FetchError {
+            message: format!("storing: {error}"),
+            retry: true,
+            kind: Failure::Ours,
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The ingest Lambda: an EventBridge schedule invokes it; it runs the ingest once and answers with
 //! the run record (also written to `job_run_details`). A run that failed answers with an error,
-//! so that Lambda's error metric and alarms see it.
+//! so that Lambda's error metric and alarms see it. Every run prints its bookmark lag as a
+//! CloudWatch metric (Embedded Metric Format) first.
 
 use events::jobs::{IngestRun, RunStatus};
 use ingest::{Ingest, IngestConfig};
@@ -34,6 +35,10 @@ async fn handle(
         "ingest invoked"
     );
     let run = ingest.run(Some(event.context.deadline())).await?;
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "ingest".into());
+    if let Some(line) = ingest::metrics::bookmark_lag_line(&run, &function) {
+        println!("{line}");
+    }
     if run.status == RunStatus::Error {
         let summary = serde_json::to_string(&run)?;
         return Err(format!("ingest run failed: {summary}").into());

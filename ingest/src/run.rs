@@ -3,26 +3,32 @@
 //!
 //! Exactly once, in order: a run first takes the job's lease (a conditional write on `version`),
 //! so no two runs work on the job at once; every bookmark move is conditional on the version the
-//! run last wrote, so a run that lost its lease (it outlived it) stops instead of writing over
-//! another's progress. An hour stored by a run that died before moving the bookmark is found in
-//! the bucket by the next run and not fetched again.
+//! run last read, and checks that the run still holds the lease, so a run that lost its lease
+//! (it outlived it) stops instead of writing over another's progress. An hour stored by a run
+//! that died before moving the bookmark is found in the bucket by the next run and not fetched
+//! again. Every change to the job item is one of the rules in [`crate::changes`], written by
+//! `adapters::update_job` (bounded retries, a fresh read after each failed write).
+//!
+//! Whatever fails, the run writes its record: an error (DynamoDB's included) ends the run with
+//! status `error` and the message, and the record is written with retries.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use adapters::JobStore;
-use anyhow::Context;
+use adapters::{update_job, JobStore, WriteRetry};
 use chrono::{DateTime, Duration, Utc};
 use events::jobs::{
-    Bookmark, BookmarkStatus, HourOutcome, HourResult, IngestRun, Job, Lease, MissingHour, RunKind,
+    lag_hours, BookmarkStatus, HourOutcome, HourResult, IngestRun, Job, ParkedHour, RunKind,
     RunStatus, StopReason,
 };
 use events::Hour;
 use futures::StreamExt;
 use rand::Rng;
 
+use crate::changes::{self, Claim, Tried, Writer};
 use crate::config::IngestConfig;
 use crate::fetch::{Fetched, Fetcher};
+use crate::Failure;
 
 /// Receives every hour's result as it happens: progress for people, and in local mode the
 /// stand-in for the S3 notification that starts the transform.
@@ -35,145 +41,280 @@ pub struct Ingest {
     pub notify: Option<Notify>,
 }
 
+/// Attempts at writing the run record before the run reports that it could not.
+const RECORD_ATTEMPTS: u32 = 3;
+
 /// What became of the next hour, for the run loop.
 enum Step {
-    /// Stored (or found stored, or skipped): move the bookmark past it.
-    Advance(HourResult, BookmarkStatus),
+    /// Stored (or found stored, or parked): move the bookmark past it. With the parked entry
+    /// when the run itself gives up on the hour.
+    Advance(HourResult, BookmarkStatus, Option<ParkedHour>),
     /// Stop the run here, with the hour's result if it has one.
     Stop(Option<HourResult>, StopReason, RunStatus),
-    /// A long-past hour is missing: note the attempt in the job, so that a later run can give
-    /// up on it, and stop.
-    Missing(HourResult, MissingHour),
+    /// The hour failed in a way that counts against it (missing long after it ended, or
+    /// broken): count the run in the job, so that a later run can park it, and stop.
+    Fail(HourResult, String),
+}
+
+/// What storing one hour came to.
+enum Stored {
+    /// Ingested, or found already stored.
+    Done(HourResult),
+    /// The source has no such file (404).
+    NotFound(HourResult),
+    Failed(HourResult, Failure),
 }
 
 impl Ingest {
     /// One scheduled run. `deadline` is the Lambda's, when there is one. The returned record is
-    /// also written to `job_run_details`.
+    /// also written to `job_run_details`; an error means that record could not be written.
     pub async fn run(&self, deadline: Option<SystemTime>) -> anyhow::Result<IngestRun> {
         let run_id = new_run_id();
-        let started_at = self.config.now();
-        let mut record = self.new_record(&run_id, RunKind::Scheduled, started_at);
-        let Some(mut job) = self.claim(&run_id).await? else {
-            record.status = RunStatus::Busy;
-            record.stop = StopReason::Busy;
-            return self.finish(record, None).await;
+        let mut record = self.new_record(&run_id, RunKind::Scheduled, self.config.now());
+        if let Err(e) = self.work(&run_id, &mut record, deadline).await {
+            tracing::error!(run_id, error = format!("{e:#}"), "the run failed");
+            fail(&mut record, format!("{e:#}"));
+        }
+        self.finish(record).await
+    }
+
+    /// The run's work: claim the job, try the queued hours, then follow the bookmark.
+    async fn work(
+        &self,
+        run_id: &str,
+        record: &mut IngestRun,
+        deadline: Option<SystemTime>,
+    ) -> anyhow::Result<()> {
+        let job = match self.claim(run_id).await? {
+            (Claim::Held, job) => job,
+            (Claim::Busy(lease), _) => {
+                tracing::info!(job_id = self.config.job_id, holder = %lease.run_id, "another run holds the job; nothing to do");
+                record.status = RunStatus::Busy;
+                record.stop = StopReason::Busy;
+                return Ok(());
+            }
         };
         record.bookmark_before = job.bookmark_hour();
+        let job = self.retry_queued(job, run_id, record, deadline).await?;
+        let (stop, status) = self.follow_bookmark(job, run_id, record, deadline).await?;
+        record.stop = stop;
+        if status != RunStatus::Ok {
+            record.status = status;
+        }
+        Ok(())
+    }
 
-        let (stop, status) = loop {
+    /// Every due hour after the bookmark, oldest first, until a reason to stop.
+    async fn follow_bookmark(
+        &self,
+        mut job: Job,
+        run_id: &str,
+        record: &mut IngestRun,
+        deadline: Option<SystemTime>,
+    ) -> anyhow::Result<(StopReason, RunStatus)> {
+        loop {
             let now = self.config.now();
-            let next = match &job.job_run_bookmark_details {
-                Some(bookmark) => bookmark.last_run_file_name.next(),
-                None => self
-                    .config
-                    .start_hour
-                    .unwrap_or_else(|| job.baseline_hour(now)),
-            };
+            let next = self.next_hour(&job, now);
             if self.config.until.is_some_and(|until| next > until) {
-                break (StopReason::Until, RunStatus::Ok);
+                return Ok((StopReason::Until, RunStatus::Ok));
             }
-            if record.hours.len() >= self.config.max_hours_per_run as usize {
-                break (StopReason::MaxHours, RunStatus::Ok);
-            }
-            if deadline.is_some_and(|d| self.deadline_near(d)) {
-                break (StopReason::Deadline, RunStatus::Ok);
+            if let Some(stop) = self.limit_reached(record, deadline) {
+                return Ok((stop, RunStatus::Ok));
             }
             if next.end() > now {
-                break (StopReason::CaughtUp, RunStatus::Ok);
+                return Ok((StopReason::CaughtUp, RunStatus::Ok));
             }
-            match self.step(next, &job, now).await {
-                Step::Advance(result, status) => {
-                    let mut moved = job.clone();
-                    moved.job_run_bookmark_details = Some(Bookmark {
-                        last_run_file_name: next,
-                        status,
-                        updated_at: self.config.now(),
-                        run_id: run_id.clone(),
-                    });
-                    moved.missing_hour = None;
-                    moved.lease = Some(self.lease(&run_id));
-                    moved.version += 1;
-                    let written = self.jobs.put_job(&moved, Some(job.version)).await?;
-                    self.report(&mut record, result);
-                    if !written {
-                        record.error = Some(format!(
-                            "lost the job to another run before bookmarking {next}"
-                        ));
-                        tracing::error!(%next, run_id, "lost the job lease; stopping");
-                        record.status = RunStatus::Error;
-                        record.stop = StopReason::Failed;
-                        return self.finish(record, None).await;
-                    }
-                    job = moved;
+            let from = job.bookmark_hour();
+            match self.step(next, &job, now, run_id).await {
+                Step::Advance(result, status, parked) => {
+                    self.report(record, result);
+                    job = self
+                        .change(|current| {
+                            let w = self.writer(run_id);
+                            changes::advance(current, &w, from, next, status, parked.as_ref())
+                        })
+                        .await?
+                        .1;
                 }
                 Step::Stop(result, stop, status) => {
                     if let Some(result) = result {
-                        record.error = result.error.clone();
-                        self.report(&mut record, result);
+                        note_error(
+                            record,
+                            result.error.as_ref().map(|e| format!("{next}: {e}")),
+                        );
+                        self.report(record, result);
                     }
-                    break (stop, status);
+                    return Ok((stop, status));
                 }
-                Step::Missing(result, missing) => {
-                    record.error = result.error.clone();
-                    self.report(&mut record, result);
-                    let mut noted = job.clone();
-                    noted.missing_hour = Some(missing);
-                    noted.version += 1;
-                    if self.jobs.put_job(&noted, Some(job.version)).await? {
-                        job = noted;
-                    }
-                    break (StopReason::Failed, RunStatus::Error);
+                Step::Fail(result, reason) => {
+                    note_error(
+                        record,
+                        result.error.as_ref().map(|e| format!("{next}: {e}")),
+                    );
+                    self.report(record, result);
+                    self.change(|current| {
+                        let w = self.writer(run_id);
+                        changes::count_failure(current, &w, from, next, &reason)
+                    })
+                    .await?;
+                    return Ok((StopReason::Failed, RunStatus::Error));
                 }
             }
-        };
-        record.status = status;
-        record.stop = stop;
-        self.finish(record, Some(job)).await
+        }
     }
 
-    /// Fetches `next` (unless it is already stored) and decides what the run does about it.
-    async fn step(&self, next: Hour, job: &Job, now: DateTime<Utc>) -> Step {
-        match self.store_hour(next, true).await {
-            Some(result) if result.outcome == HourOutcome::Failed => {
-                Step::Stop(Some(result), StopReason::Failed, RunStatus::Error)
-            }
-            Some(result) => Step::Advance(result, BookmarkStatus::Ingested),
-            None => {
-                let mut result = HourResult::new(next, HourOutcome::Missing);
+    /// Why the run must start no further hour, if it must not.
+    fn limit_reached(
+        &self,
+        record: &IngestRun,
+        deadline: Option<SystemTime>,
+    ) -> Option<StopReason> {
+        if record.hours.len() >= self.config.max_hours_per_run as usize {
+            return Some(StopReason::MaxHours);
+        }
+        if deadline.is_some_and(|d| self.deadline_near(d)) {
+            return Some(StopReason::Deadline);
+        }
+        None
+    }
+
+    fn next_hour(&self, job: &Job, now: DateTime<Utc>) -> Hour {
+        job.next_hour(self.config.start_hour, now, self.config.baseline_days)
+    }
+
+    /// Fetches `next` (unless it is parked, or already stored) and decides what the run does
+    /// about it.
+    async fn step(&self, next: Hour, job: &Job, now: DateTime<Utc>, run_id: &str) -> Step {
+        if let Some(parked) = job.parked(next) {
+            let mut result = HourResult::new(next, HourOutcome::Skipped);
+            result.error = Some(format!("parked ({}): {}", parked.by, parked.reason));
+            tracing::warn!(hour = %next, by = parked.by, "passing a parked hour by");
+            return Step::Advance(result, BookmarkStatus::Skipped, None);
+        }
+        let (mut result, reason) = match self.store_hour(next, true).await {
+            Stored::Done(result) => return Step::Advance(result, BookmarkStatus::Ingested, None),
+            Stored::NotFound(result) => {
                 let late =
                     now - next.end() > Duration::hours(self.config.missing_after_hours.into());
                 if !late {
                     tracing::info!(%next, "not published yet; stopping");
                     return Step::Stop(None, StopReason::NotPublished, RunStatus::Ok);
                 }
-                let attempts = match &job.missing_hour {
-                    Some(m) if m.hour == next => m.attempts + 1,
-                    _ => 1,
-                };
                 let location = self.fetcher.source.location(next);
-                if attempts >= self.config.missing_hour_attempts {
-                    result.outcome = HourOutcome::Skipped;
-                    result.error = Some(format!(
-                        "SKIPPED: {location} was still missing (404) after {attempts} runs; the bookmark moves past it"
-                    ));
-                    tracing::error!(hour = %next, %location, attempts, "SKIPPED a missing GHArchive hour; the bookmark moves past it");
-                    Step::Advance(result, BookmarkStatus::Skipped)
+                (
+                    result,
+                    format!("{location} is missing (404) though the hour ended long ago"),
+                )
+            }
+            Stored::Failed(mut result, failure) => {
+                if let Err(note) = self.counts_against(next, failure).await {
+                    result.error = Some(format!("{}{note}", result.error.unwrap_or_default()));
+                    return Step::Stop(Some(result), StopReason::Failed, RunStatus::Error);
+                }
+                let reason = result.error.clone().unwrap_or_default();
+                (result, reason)
+            }
+        };
+        let attempts = match &job.failing_hour {
+            Some(f) if f.hour == next => f.attempts + 1,
+            _ => 1,
+        };
+        let limit = self.config.missing_hour_attempts;
+        if attempts < limit {
+            result.error = Some(format!(
+                "{reason} (run {attempts} of {limit} before it is parked)"
+            ));
+            tracing::error!(hour = %next, attempts, reason, "the next hour failed; counted against it");
+            return Step::Fail(result, reason);
+        }
+        result.outcome = HourOutcome::Skipped;
+        result.error = Some(format!(
+            "SKIPPED (parked after {attempts} failed runs; `elt retry {next}` takes it back): {reason}"
+        ));
+        tracing::error!(hour = %next, attempts, reason, "SKIPPED: parked a GHArchive hour that failed on every run; the bookmark moves past it");
+        let parked = ParkedHour {
+            hour: next,
+            reason,
+            parked_at: now,
+            by: format!("run {run_id}"),
+            attempts,
+        };
+        Step::Advance(result, BookmarkStatus::Skipped, Some(parked))
+    }
+
+    /// Whether a failure to fetch `hour` counts against the hour; when it does not, a note for
+    /// the record saying why: the fault is ours (storage), or the source does not serve even the
+    /// hour before (an outage, which must not park hours).
+    async fn counts_against(&self, hour: Hour, failure: Failure) -> Result<(), String> {
+        match failure {
+            Failure::Broken => Ok(()),
+            Failure::Ours => Err(" (our side: not counted against the hour)".into()),
+            Failure::Unreachable if self.fetcher.source.serves(hour.previous()).await => Ok(()),
+            Failure::Unreachable => Err(format!(
+                " (not counted against the hour: the source does not serve {} either, an outage?)",
+                hour.previous()
+            )),
+        }
+    }
+
+    /// Tries the hours an operator queued (`elt retry`), oldest first: each stored one leaves
+    /// the queue; one that keeps failing is parked again. They never hold up the bookmark.
+    async fn retry_queued(
+        &self,
+        mut job: Job,
+        run_id: &str,
+        record: &mut IngestRun,
+        deadline: Option<SystemTime>,
+    ) -> anyhow::Result<Job> {
+        let queued: Vec<Hour> = job.retry_hours.iter().map(|q| q.hour).collect();
+        for hour in queued {
+            if self.limit_reached(record, deadline).is_some() {
+                break;
+            }
+            let (mut result, reason) = match self.store_hour(hour, false).await {
+                Stored::Done(result) => (result, None),
+                Stored::NotFound(mut result) => {
+                    let reason = format!("{} is missing (404)", self.fetcher.source.location(hour));
+                    result.error = Some(reason.clone());
+                    (result, Some(reason))
+                }
+                Stored::Failed(result, Failure::Ours) => {
+                    let error = result.error.clone().unwrap_or_default();
+                    self.report(record, result);
+                    anyhow::bail!("retrying {hour}: {error}");
+                }
+                Stored::Failed(result, _) => {
+                    let reason = result.error.clone().unwrap_or_default();
+                    (result, Some(reason))
+                }
+            };
+            let park_after = self.config.missing_hour_attempts;
+            let tried = match &reason {
+                None => Tried::Stored,
+                Some(reason) => Tried::Failed { reason, park_after },
+            };
+            let (parked, stored) = self
+                .change(|current| {
+                    changes::settle_queued(current, &self.writer(run_id), hour, tried)
+                })
+                .await?;
+            job = stored;
+            if let Some(reason) = reason {
+                let what = if parked {
+                    "SKIPPED again (parked)"
                 } else {
-                    result.error = Some(format!(
-                        "{location} is missing (404) though the hour ended long ago (run {attempts} of {} before it is skipped)",
-                        self.config.missing_hour_attempts
-                    ));
-                    tracing::error!(hour = %next, %location, attempts, "a long-past GHArchive hour is missing");
-                    Step::Missing(
-                        result,
-                        MissingHour {
-                            hour: next,
-                            attempts,
-                        },
-                    )
+                    "queued for the next run"
+                };
+                result.error = Some(format!("retry failed, {what}: {reason}"));
+                tracing::error!(%hour, parked, reason, "a queued hour failed again");
+                fail(record, format!("retrying {hour}: {reason}"));
+                if parked {
+                    result.outcome = HourOutcome::Skipped;
                 }
             }
+            self.report(record, result);
         }
+        Ok(job)
     }
 
     /// Ingests `from..=to` with `parallel` downloads at once, leaving the bookmark alone. Hours
@@ -212,23 +353,22 @@ impl Ingest {
             self.report(&mut record, result);
         }
         record.stop = StopReason::RangeDone;
-        self.finish(record, None).await
+        self.finish(record).await
     }
 
     async fn backfill_hour(&self, hour: Hour, force: bool) -> HourResult {
-        self.store_hour(hour, !force).await.unwrap_or_else(|| {
-            let mut result = HourResult::new(hour, HourOutcome::Missing);
-            result.error = Some(format!(
-                "{} is missing (404)",
-                self.fetcher.source.location(hour)
-            ));
-            result
-        })
+        match self.store_hour(hour, !force).await {
+            Stored::Done(result) | Stored::Failed(result, _) => result,
+            Stored::NotFound(mut result) => {
+                let location = self.fetcher.source.location(hour);
+                result.error = Some(format!("{location} is missing (404)"));
+                result
+            }
+        }
     }
 
-    /// Stores `hour` (or finds it stored, when `skip_existing`): its result, `ingested`,
-    /// `already_present` or `failed`; `None` when the source has no such file (404).
-    async fn store_hour(&self, hour: Hour, skip_existing: bool) -> Option<HourResult> {
+    /// Stores `hour` (or finds it stored, when `skip_existing`).
+    async fn store_hour(&self, hour: Hour, skip_existing: bool) -> Stored {
         let started = Instant::now();
         let mut result = HourResult::new(hour, HourOutcome::Ingested);
         result.key = Some(self.fetcher.key(hour));
@@ -237,13 +377,13 @@ impl Ingest {
                 Ok(Some(size)) => {
                     result.outcome = HourOutcome::AlreadyPresent;
                     result.bytes = size;
-                    return Some(result);
+                    return Stored::Done(result);
                 }
                 Ok(None) => {}
                 Err(e) => {
                     result.outcome = HourOutcome::Failed;
                     result.error = Some(format!("{e:#}"));
-                    return Some(result);
+                    return Stored::Failed(result, Failure::Ours);
                 }
             }
         }
@@ -254,51 +394,57 @@ impl Ingest {
             Fetched::Stored(stored) => {
                 result.bytes = stored.bytes;
                 result.source_bytes = stored.source_bytes;
+                Stored::Done(result)
             }
-            Fetched::NotFound => return None,
+            Fetched::NotFound => {
+                result.outcome = HourOutcome::Missing;
+                Stored::NotFound(result)
+            }
             Fetched::Failed(e) => {
                 result.outcome = HourOutcome::Failed;
                 result.error = Some(e.message);
+                Stored::Failed(result, e.kind)
             }
         }
-        Some(result)
     }
 
-    /// The job's item, created from the configuration when the job is new; then the job's lease
-    /// for this run, or `None` when another run holds it.
-    async fn claim(&self, run_id: &str) -> anyhow::Result<Option<Job>> {
+    /// Changes the job item by `rule` (one of [`changes`]); answers the rule's answer and the
+    /// item as stored after it.
+    async fn change<T: Send>(
+        &self,
+        rule: impl FnMut(Option<&Job>) -> anyhow::Result<adapters::Decision<T>> + Send,
+    ) -> anyhow::Result<(T, Job)> {
         let job_id = &self.config.job_id;
-        loop {
-            let job = match self.jobs.get_job(job_id).await? {
-                Some(job) => job,
-                None => {
-                    let job = Job::new(job_id, self.config.baseline_days, self.config.now());
-                    if !self.jobs.put_job(&job, None).await? {
-                        continue; // another run created it first
-                    }
-                    tracing::info!(job_id, baseline_day = ?job.baseline_day, "created the job");
-                    job
-                }
-            };
-            let now_ms = self.config.now().timestamp_millis();
-            if let Some(lease) = job.lease.as_ref().filter(|l| l.expires_at > now_ms) {
-                tracing::info!(job_id, holder = %lease.run_id, "another run holds the job; nothing to do");
-                return Ok(None);
-            }
-            let mut claimed = job.clone();
-            claimed.lease = Some(self.lease(run_id));
-            claimed.version += 1;
-            if self.jobs.put_job(&claimed, Some(job.version)).await? {
-                return Ok(Some(claimed));
-            }
-        }
+        let updated = update_job(&*self.jobs, job_id, WriteRetry::default(), rule).await?;
+        let job = updated
+            .job
+            .ok_or_else(|| anyhow::anyhow!("job {job_id} has no item after a write"))?;
+        Ok((updated.value, job))
     }
 
-    fn lease(&self, run_id: &str) -> Lease {
+    /// The job's lease for this run (the item created from the configuration when the job is
+    /// new), or the lease of the run that holds it.
+    async fn claim(&self, run_id: &str) -> anyhow::Result<(Claim, Job)> {
+        let (claim, job) = self
+            .change(|current| {
+                let w = self.writer(run_id);
+                changes::claim(current, &w, &self.config.job_id, self.config.baseline_days)
+            })
+            .await?;
+        if claim == Claim::Held && job.version == 0 {
+            tracing::info!(job_id = job.job_id, baseline_day = ?job.baseline_day, "created the job");
+        }
+        Ok((claim, job))
+    }
+
+    /// This run as a writer of the job item, now; its lease lasts `LEASE_SECONDS` from now.
+    fn writer<'a>(&self, run_id: &'a str) -> Writer<'a> {
+        let now = self.config.now();
         let seconds = i64::try_from(self.config.lease_seconds).unwrap_or(i64::MAX / 2000);
-        Lease {
-            run_id: run_id.to_string(),
-            expires_at: self.config.now().timestamp_millis() + seconds * 1000,
+        Writer {
+            run_id,
+            now,
+            lease_until: now.timestamp_millis() + seconds * 1000,
         }
     }
 
@@ -321,6 +467,7 @@ impl Ingest {
             stop: StopReason::CaughtUp,
             bookmark_before: None,
             bookmark_after: None,
+            bookmark_lag_hours: None,
             hours_ingested: 0,
             bytes: 0,
             hours: Vec::new(),
@@ -340,35 +487,90 @@ impl Ingest {
         record.hours.push(result);
     }
 
-    /// Releases the lease (if `job` holds it) and writes the run record.
-    async fn finish(&self, mut record: IngestRun, job: Option<Job>) -> anyhow::Result<IngestRun> {
-        if let Some(job) = job {
-            record.bookmark_after = job.bookmark_hour();
-            let mut released = job.clone();
-            released.lease = None;
-            released.version += 1;
-            if !self.jobs.put_job(&released, Some(job.version)).await? {
-                tracing::warn!(
-                    run_id = record.run_id,
-                    "the lease was taken over before the run released it"
-                );
+    /// Releases the lease (if this run holds it), notes the bookmark and its lag, and writes the
+    /// run record, retried; an error if the record could not be written.
+    async fn finish(&self, mut record: IngestRun) -> anyhow::Result<IngestRun> {
+        if record.kind == RunKind::Scheduled {
+            let run_id = record.run_id.clone();
+            match self
+                .change(|current| changes::release(current, &run_id))
+                .await
+            {
+                Ok(((), job)) => {
+                    let next = self.next_hour(&job, self.config.now());
+                    record.bookmark_lag_hours = Some(lag_hours(next, self.config.now()));
+                    if record.status != RunStatus::Busy {
+                        record.bookmark_after = job.bookmark_hour();
+                    }
+                }
+                Err(e) => fail(&mut record, format!("releasing the job: {e:#}")),
             }
         }
         record.ended_at = self.config.now().max(record.started_at);
-        let value = serde_json::to_value(&record)?;
-        record.job_run_time = self
-            .jobs
-            .add_run(&record.job_id, record.job_run_time, &value)
-            .await
-            .context("recording the run")?;
-        let level_error = record.status == RunStatus::Error;
-        if level_error {
+        record.job_run_time = self.write_record(&record).await?;
+        if record.status == RunStatus::Error {
             tracing::error!(run_id = record.run_id, stop = ?record.stop, hours = record.hours.len(), error = ?record.error, "run failed");
         } else {
             tracing::info!(run_id = record.run_id, stop = ?record.stop, hours_ingested = record.hours_ingested, bytes = record.bytes, "run done");
         }
         Ok(record)
     }
+
+    /// Writes the run record to `job_run_details`, trying `RECORD_ATTEMPTS` times; answers the
+    /// `job_run_time` it was stored at.
+    async fn write_record(&self, record: &IngestRun) -> anyhow::Result<i64> {
+        let value = serde_json::to_value(record)?;
+        let retry = WriteRetry::default();
+        let mut attempt = 1;
+        loop {
+            match self
+                .jobs
+                .add_run(&record.job_id, record.job_run_time, &value)
+                .await
+            {
+                Ok(time) => return Ok(time),
+                Err(e) if attempt < RECORD_ATTEMPTS => {
+                    tracing::warn!(
+                        run_id = record.run_id,
+                        attempt,
+                        error = format!("{e:#}"),
+                        "writing the run record failed; retrying"
+                    );
+                    tokio::time::sleep(retry.pause(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    tracing::error!(record = %value, error = format!("{e:#}"), "the run record could not be written");
+                    anyhow::bail!(
+                        "the run record could not be written to the run table after {RECORD_ATTEMPTS} attempts ({e:#}); the run ended {:?} with {} hours ingested{}",
+                        record.status,
+                        record.hours_ingested,
+                        record.error.as_ref().map(|e| format!(", error: {e}")).unwrap_or_default()
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Marks the run failed with `error`, after any error it already had.
+fn fail(record: &mut IngestRun, error: String) {
+    record.status = RunStatus::Error;
+    if record.stop != StopReason::Busy {
+        record.stop = StopReason::Failed;
+    }
+    note_error(record, Some(error));
+}
+
+/// Adds `error` to the run's error, if there is one.
+fn note_error(record: &mut IngestRun, error: Option<String>) {
+    let Some(error) = error else {
+        return;
+    };
+    record.error = Some(match record.error.take() {
+        Some(earlier) if earlier != error => format!("{earlier}; {error}"),
+        _ => error,
+    });
 }
 
 fn new_run_id() -> String {

@@ -67,25 +67,47 @@ impl Source {
         }
     }
 
+    /// Whether the source serves `hour`'s file (a HEAD, or the file exists): evidence that the
+    /// source is up when another hour fails to arrive.
+    pub async fn serves(&self, hour: Hour) -> bool {
+        match self {
+            Source::Http { client, base } => {
+                let Ok(url) = base.join(&format!("{hour}.json.gz")) else {
+                    return false;
+                };
+                client
+                    .head(url)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            }
+            Source::Folder(dir) => tokio::fs::metadata(dir.join(format!("{hour}.json.gz")))
+                .await
+                .is_ok_and(|m| m.is_file()),
+        }
+    }
+
     /// Starts receiving `hour`'s file; `Ok(None)` when the source has none (HTTP 404).
     pub async fn open(&self, hour: Hour) -> Result<Option<Body>, FetchError> {
         match self {
             Source::Http { client, base } => {
                 let url = base
                     .join(&format!("{hour}.json.gz"))
-                    .map_err(|e| FetchError::fatal(format!("bad URL: {e}")))?;
+                    .map_err(|e| FetchError::ours(format!("bad URL: {e}")))?;
                 let response = client.get(url).send().await.map_err(FetchError::http)?;
                 let status = response.status();
                 if status == reqwest::StatusCode::NOT_FOUND {
                     return Ok(None);
                 }
                 if !status.is_success() {
-                    let retry = status.is_server_error()
+                    let message = format!("HTTP {status}");
+                    let unreachable = status.is_server_error()
                         || status == reqwest::StatusCode::TOO_MANY_REQUESTS
                         || status == reqwest::StatusCode::REQUEST_TIMEOUT;
-                    return Err(FetchError {
-                        message: format!("HTTP {status}"),
-                        retry,
+                    return Err(if unreachable {
+                        FetchError::unreachable(message)
+                    } else {
+                        FetchError::refused(message)
                     });
                 }
                 let expected_len = response.content_length();
@@ -100,7 +122,7 @@ impl Source {
                 let file = match tokio::fs::File::open(&path).await {
                     Ok(file) => file,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                    Err(e) => return Err(FetchError::fatal(format!("{}: {e}", path.display()))),
+                    Err(e) => return Err(FetchError::refused(format!("{}: {e}", path.display()))),
                 };
                 let expected_len = file.metadata().await.ok().map(|m| m.len());
                 let chunks = futures::stream::try_unfold(file, |mut file| async move {
@@ -108,7 +130,7 @@ impl Source {
                     let n = file
                         .read(&mut buf)
                         .await
-                        .map_err(|e| FetchError::retry(format!("reading: {e}")))?;
+                        .map_err(|e| FetchError::unreachable(format!("reading: {e}")))?;
                     buf.truncate(n);
                     Ok((n > 0).then(|| (Bytes::from(buf), file)))
                 })

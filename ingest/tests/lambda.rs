@@ -33,7 +33,7 @@ async fn the_lambda_answers_a_scheduled_event_with_the_run_record() {
         .env("MAX_HOURS_PER_RUN", "2")
         .env("ELT_NOW", "2024-03-10T00:00:00Z")
         .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().expect("the ingest binary starts");
 
@@ -63,6 +63,21 @@ async fn the_lambda_answers_a_scheduled_event_with_the_run_record() {
         ("request-1", "error")
     );
     assert!(second.body.contains("missing (404)"), "{}", second.body);
+
+    // Each run's bookmark lag is a CloudWatch metric (Embedded Metric Format on stdout), the
+    // failed run's too: 2024-03-05-2 ..= 2024-03-09-23 are due.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lags: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"] == "BookmarkLagHours")
+        .collect();
+    assert_eq!(lags.len(), 2, "{stdout}");
+    assert_eq!(lags[0]["BookmarkLagHours"], 118);
+    assert_eq!(
+        (&lags[1]["Stage"], &lags[1]["Function"]),
+        (&"ingest".into(), &"ingest".into())
+    );
 
     // Logs are JSON lines on Lambda, with the request id of the invocation.
     let invoked = logs
