@@ -276,27 +276,15 @@ impl Run<'_> {
                 begun.prior = None;
                 continue;
             };
-            if Some(current.generation) == expected {
-                continue; // only a neighbour had moved
+            match after_refusal(&current, expected, self.source, now, now < give_up_at) {
+                AfterRefusal::Again => {}
+                AfterRefusal::GiveWay(reason) => return Ok(superseded(reason, &current)),
+                AfterRefusal::Wait => {
+                    tracing::info!(hour = %self.hour, holder = current.run_id, "another run is committing the hour; waiting");
+                    tokio::time::sleep(backoff(attempt).min(Duration::from_secs(2))).await;
+                }
+                AfterRefusal::Replace => begun.prior = Some(current),
             }
-            if self.source.older_than(&current.source) {
-                return Ok(superseded(newer_source(&current), &current));
-            }
-            let live = current.state == CommitState::Committing
-                && current.lease_until > now.timestamp_millis();
-            if current.state == CommitState::Committed && current.source.same_as(self.source) {
-                let reason = format!(
-                    "run {} committed the same raw object first (generation {})",
-                    current.run_id, current.generation
-                );
-                return Ok(superseded(reason, &current));
-            }
-            if live && now < give_up_at {
-                tracing::info!(hour = %self.hour, holder = current.run_id, "another run is committing the hour; waiting");
-                tokio::time::sleep(backoff(attempt).min(Duration::from_secs(2))).await;
-                continue;
-            }
-            begun.prior = Some(current);
         }
         anyhow::bail!(
             "could not commit {} after {CLAIM_ATTEMPTS} attempts",
@@ -342,6 +330,7 @@ impl Run<'_> {
         }
         for path in stale {
             self.pause().await;
+            self.fence(record).await?;
             self.remove(&path)
                 .await
                 .with_context(|| format!("removing {path}, which this commit replaces"))?;
@@ -511,6 +500,44 @@ impl Run<'_> {
     }
 }
 
+/// What a run whose claim was refused makes of the hour's record as it now stands.
+#[derive(Debug, PartialEq)]
+enum AfterRefusal {
+    /// The record is the one the run read (a neighbour had moved): claim again.
+    Again,
+    /// Another run's result stands: it read the same raw object and committed, or a newer one.
+    GiveWay(String),
+    /// Another run is moving its parts into place: wait for it to finish.
+    Wait,
+    /// Replace the record: this run read a newer raw object, or the claim's lease ran out.
+    Replace,
+}
+
+fn after_refusal(
+    current: &HourCommit,
+    expected: Option<u64>,
+    ours: &SourceVersion,
+    now: chrono::DateTime<Utc>,
+    patient: bool,
+) -> AfterRefusal {
+    if Some(current.generation) == expected {
+        return AfterRefusal::Again;
+    }
+    if ours.older_than(&current.source) {
+        return AfterRefusal::GiveWay(newer_source(current));
+    }
+    match current.state {
+        CommitState::Committed if current.source.same_as(ours) => AfterRefusal::GiveWay(format!(
+            "run {} committed the same raw object first (generation {})",
+            current.run_id, current.generation
+        )),
+        CommitState::Committing if current.lease_until > now.timestamp_millis() && patient => {
+            AfterRefusal::Wait
+        }
+        _ => AfterRefusal::Replace,
+    }
+}
+
 enum Claim {
     /// The claim, and the event-id list of the record it replaced.
     Won(Box<HourCommit>, Option<String>),
@@ -607,6 +634,62 @@ mod tests {
         assert_eq!(
             replaced(&ours, &near, Some(&prior)),
             vec!["far/a-0", "far/a-7", "t/a-1"]
+        );
+    }
+
+    fn source(e_tag: &str, minute: u32) -> SourceVersion {
+        SourceVersion {
+            location: "s3://raw/landing/ghactivity/2024-03-05-14.json.gz".into(),
+            e_tag: Some(e_tag.into()),
+            version: None,
+            last_modified: chrono::DateTime::from_timestamp(
+                1_709_650_000 + i64::from(minute) * 60,
+                0,
+            ),
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn a_refused_claim_gives_way_waits_or_replaces_by_the_record_it_meets() {
+        let now = Utc::now();
+        let ours = source("a", 5);
+        let record = |state, e_tag, minute, lease_s: i64| HourCommit {
+            generation: 4,
+            state,
+            source: source(e_tag, minute),
+            lease_until: (now + chrono::Duration::seconds(lease_s)).timestamp_millis(),
+            ..test_record()
+        };
+        use CommitState::{Committed, Committing};
+        // The record the run read: only a neighbour moved.
+        assert_eq!(
+            after_refusal(&record(Committed, "b", 9, 0), Some(4), &ours, now, true),
+            AfterRefusal::Again
+        );
+        // Another run committed the same raw object, or read a newer one: its result stands.
+        for other in [record(Committed, "a", 5, 0), record(Committing, "b", 9, 60)] {
+            let decided = after_refusal(&other, Some(3), &ours, now, true);
+            assert!(matches!(decided, AfterRefusal::GiveWay(_)), "{decided:?}");
+        }
+        // Another run is moving the same or an older object into place: wait, while patient.
+        let live = record(Committing, "a", 5, 60);
+        assert_eq!(
+            after_refusal(&live, Some(3), &ours, now, true),
+            AfterRefusal::Wait
+        );
+        assert_eq!(
+            after_refusal(&live, Some(3), &ours, now, false),
+            AfterRefusal::Replace
+        );
+        // An older object committed, or a claim whose lease ran out: replace it.
+        assert_eq!(
+            after_refusal(&record(Committed, "b", 1, 0), Some(3), &ours, now, true),
+            AfterRefusal::Replace
+        );
+        assert_eq!(
+            after_refusal(&record(Committing, "a", 5, -1), Some(3), &ours, now, true),
+            AfterRefusal::Replace
         );
     }
 
