@@ -76,18 +76,8 @@ impl EventPath {
         }
     }
 
-    /// A signed client of one of the emulator's buckets (moto refuses some unsigned requests:
-    /// reads of keys with `=`, overwrites).
     fn store(&self, bucket: &str) -> object_store::aws::AmazonS3 {
-        object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(&support::moto().endpoint)
-            .with_allow_http(true)
-            .with_region("us-east-1")
-            .with_access_key_id("testing")
-            .with_secret_access_key("testing")
-            .with_bucket_name(bucket)
-            .build()
-            .unwrap()
+        support::s3_store(bucket)
     }
 
     /// Puts a raw object (S3 then notifies the queue).

@@ -33,17 +33,7 @@ fn trials(default: usize) -> usize {
 }
 
 fn s3_store(bucket: &str) -> Arc<dyn ObjectStore> {
-    Arc::new(
-        object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(&support::moto().endpoint)
-            .with_allow_http(true)
-            .with_region("us-east-1")
-            .with_access_key_id("testing")
-            .with_secret_access_key("testing")
-            .with_bucket_name(bucket)
-            .build()
-            .unwrap(),
-    )
+    Arc::new(support::s3_store(bucket))
 }
 
 /// A world with a curated bucket beside the raw one.
