@@ -244,6 +244,61 @@ async fn neighbouring_hours_transformed_at_once_keep_each_event_once() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_read_an_older_upload_of_the_raw_object_gives_up() {
+    let (world, curated) = world().await;
+    let (raw, store) = (s3_store(&world.bucket), s3_store(&curated));
+    let lake = transform::Lake {
+        store: store.clone(),
+        commits: Arc::new(adapters::DynamoJobStore::new(
+            &world.sdk,
+            &world.jobs_table,
+            &world.runs_table,
+        )),
+    };
+    let hour = "2025-07-01-9";
+    let key = Path::from(format!("{RAW_PREFIX}{hour}.json.gz"));
+    // The object as it was when a run read it, and the run, replayed later.
+    let read = |bytes: Vec<u8>, meta: ObjectMeta| transform::RawFile {
+        source: format!("{hour}.json.gz"),
+        hour: hour.parse().unwrap(),
+        body: Box::new(std::io::Cursor::new(bytes)),
+        progress: Arc::default(),
+        version: events::commits::SourceVersion {
+            location: format!("s3://{}/{key}", world.bucket),
+            e_tag: meta.e_tag,
+            version: meta.version,
+            last_modified: Some(meta.last_modified),
+            size: meta.size,
+        },
+    };
+    let options = transform::TransformOptions::default();
+    let first = support::gzip_lines(hour, 500);
+    raw.put(&key, first.clone().into()).await.unwrap();
+    let first_meta = raw.head(&key).await.unwrap();
+    // A backfill rewrites the object (S3 times have one-second resolution).
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let second = support::gzip_lines(hour, 800);
+    raw.put(&key, second.clone().into()).await.unwrap();
+    let second_meta = raw.head(&key).await.unwrap();
+    let newer = transform::transform(read(second, second_meta), &lake, &options)
+        .await
+        .unwrap();
+    assert_eq!((newer.rows, newer.generation), (800, 1));
+    let before = table(&store).await;
+
+    let late = transform::transform(read(first, first_meta), &lake, &options)
+        .await
+        .unwrap();
+    assert!(late.superseded.is_some(), "{late:?}");
+    assert_eq!(late.generation, 1);
+    assert!(
+        table(&store).await == before,
+        "the older upload changed the lake"
+    );
+    assert_eq!(assert_whole(&world, &before, hour).await.counts.rows, 800);
+}
+
 // ---------------------------------------------------------------------------------------------
 // S3 faults
 

@@ -629,7 +629,7 @@ fn elt_run_ingests_and_transforms_a_folder_mirror_locally() {
         assert!(!summary.outputs.is_empty());
         assert_eq!(
             summary.lines,
-            summary.rows + summary.duplicates + summary.rejected
+            summary.rows + summary.duplicates + summary.duplicates_across_hours + summary.rejected
         );
         for output in &summary.outputs {
             assert!(lake.join(output).is_file(), "{output}");
