@@ -357,3 +357,150 @@ fn after_kill_9_at_any_moment_a_rerun_leaves_the_lake_of_a_clean_run() {
         assert!(in_commit > 0, "no trial interrupted a commit");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// a run that starts while another commits
+
+/// Waits until `hour`'s record is a claim not yet finished.
+fn wait_for_claim(lake: &Lake, hour: &str) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while commit_state(lake, hour) != Some(events::commits::CommitState::Committing) {
+        assert!(Instant::now() < deadline, "no claim of {hour} seen");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_run_that_starts_while_another_commits_waits_then_gives_way_or_builds_on_it() {
+    let name = "2025-03-06-0.json.gz";
+    let raw = awkward_hour("2025-03-06-0", 3000);
+    let (small, whole) = (clean_lake(&raw, name), {
+        let lake = Lake::new();
+        let file = put_raw(&lake, name, &raw);
+        lake.transform(&[&file], &[]).unwrap();
+        lake.files()
+    });
+    for newer_raw in [false, true] {
+        let lake = Lake::new();
+        let file = put_raw(&lake, name, &raw);
+        let slow = elt_command(
+            &lake,
+            &["transform", "--max-part-mib", "1", file.to_str().unwrap()],
+        )
+        .env("COMMIT_STEP_DELAY_MS", "300")
+        .spawn()
+        .unwrap();
+        wait_for_claim(&lake, "2025-03-06-0");
+        if newer_raw {
+            // A backfill rewrote the raw object meanwhile: the second run read a newer upload.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::fs::write(&file, &raw).unwrap();
+        }
+        let second = elt_command(&lake, &["transform", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let first = slow.wait_with_output().unwrap();
+        for out in [&first, &second] {
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let second: TransformSummary = serde_json::from_slice(&second.stdout).unwrap();
+        if newer_raw {
+            // It waited for the first commit to finish, then committed over it.
+            assert!(second.superseded.is_none(), "{second:?}");
+            assert!(lake.files() == whole, "not the newer run's whole output");
+        } else {
+            // The same raw object: the first run's result stands.
+            assert!(second.superseded.is_some(), "{second:?}");
+            assert!(lake.files() == small, "not the first run's whole output");
+        }
+        assert!(verify_local(&lake, "2025-03-06-0", "2025-03-06-0").0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// commit-store faults
+
+/// A commit store whose replies go missing: every `lose_every`-th write goes through and its
+/// reply is lost; with `refuse`, it does not go through either.
+struct LossyCommits {
+    inner: adapters::SqliteJobStore,
+    calls: std::sync::atomic::AtomicUsize,
+    lose_every: usize,
+    refuse: bool,
+}
+
+#[async_trait::async_trait]
+impl adapters::CommitStore for LossyCommits {
+    async fn get_commit(&self, key: &str) -> anyhow::Result<Option<events::commits::HourCommit>> {
+        self.inner.get_commit(key).await
+    }
+
+    async fn put_commit(
+        &self,
+        commit: &events::commits::HourCommit,
+        expected: Option<u64>,
+        unchanged: &[adapters::commits::Expected],
+    ) -> anyhow::Result<bool> {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let lose = n % self.lose_every == 0;
+        if lose && self.refuse {
+            anyhow::bail!("injected: the write timed out");
+        }
+        let written = self.inner.put_commit(commit, expected, unchanged).await?;
+        if lose {
+            anyhow::bail!("injected: the reply was lost");
+        }
+        Ok(written)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_replies_of_the_commit_store_are_recognised_and_failed_writes_are_taken_over() {
+    let name = "2025-03-06-0.json.gz";
+    let raw = awkward_hour("2025-03-06-0", 3000);
+    let clean = clean_lake(&raw, name);
+    let options = transform::TransformOptions {
+        max_part_bytes: 1024 * 1024,
+        commit_lease: std::time::Duration::from_secs(1),
+        ..Default::default()
+    };
+    for (lose_every, refuse) in [(1, false), (2, false), (3, false), (1, true), (2, true)] {
+        let lake = Lake::new();
+        let file = put_raw(&lake, name, &raw);
+        let lossy = |lose_every, refuse| transform::Lake {
+            store: adapters::objects::folder(&lake.lake()).unwrap(),
+            commits: std::sync::Arc::new(LossyCommits {
+                inner: adapters::SqliteJobStore::open(&lake.lake().join("state.sqlite")).unwrap(),
+                calls: Default::default(),
+                lose_every,
+                refuse,
+            }),
+        };
+        let open = || async { transform::RawFile::open(&file) };
+        let first = transform::transform_hour(open, &lossy(lose_every, refuse), &options).await;
+        if refuse {
+            // A write that never went through fails the run; the next one takes over.
+            assert!(
+                first.is_err(),
+                "every {lose_every}th write refused, yet {first:?}"
+            );
+            transform::transform_hour(open, &lossy(usize::MAX, false), &options)
+                .await
+                .unwrap();
+        } else {
+            let summary =
+                first.unwrap_or_else(|e| panic!("every {lose_every}th reply lost: {e:#}"));
+            assert!(summary.superseded.is_none());
+        }
+        let files = lake.files();
+        assert!(
+            files == clean,
+            "lose every {lose_every} (refused: {refuse}): not a clean run's lake"
+        );
+        assert!(verify_local(&lake, "2025-03-06-0", "2025-03-06-0").0);
+    }
+}

@@ -66,14 +66,16 @@ pub fn local_job_store(lake: &std::path::Path) -> anyhow::Result<adapters::Sqlit
 
 /// Whose fault a failed fetch was: it decides whether the failure counts against the hour (see
 /// `MISSING_HOUR_ATTEMPTS`), so that an hour is parked for being broken, never for an outage.
+/// `Broken` and `Unreachable` count only when the source serves the hour before or after as
+/// gzip: an outage, or an error page for every file, parks nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// The source answered, and what it served is not the hour's file: not a whole gzip stream
-    /// (an XML error page with status 200, a corrupt or truncated file), or a 4xx other than 404.
+    /// (an XML error page with status 200, a corrupt or truncated file), or a 4xx other than 404,
+    /// 401, 403, 408 and 429.
     Broken,
-    /// The source did not answer in full: connect errors, time-outs, 5xx, 408, 429, a body that
-    /// broke off before its announced length. It counts against the hour only when the source
-    /// answers for the hour before (so a GHArchive outage parks nothing).
+    /// The source did not answer in full, or refused the client: connect errors, time-outs, 5xx,
+    /// 401, 403, 408, 429, a body that broke off before its announced length.
     Unreachable,
     /// Our side: the raw store, or the ingest itself. Never counts against the hour.
     Ours,

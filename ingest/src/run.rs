@@ -243,18 +243,25 @@ impl Ingest {
     }
 
     /// Whether a failure to fetch `hour` counts against the hour; when it does not, a note for
-    /// the record saying why: the fault is ours (storage), or the source does not serve even the
-    /// hour before (an outage, which must not park hours).
+    /// the record saying why: the fault is ours (storage), or the source serves neither the hour
+    /// before nor the hour after as gzip (an outage, or an error page for every file, which must
+    /// not park hours).
     async fn counts_against(&self, hour: Hour, failure: Failure) -> Result<(), String> {
-        match failure {
-            Failure::Broken => Ok(()),
-            Failure::Ours => Err(" (our side: not counted against the hour)".into()),
-            Failure::Unreachable if self.fetcher.source.serves(hour.previous()).await => Ok(()),
-            Failure::Unreachable => Err(format!(
-                " (not counted against the hour: the source does not serve {} either, an outage?)",
-                hour.previous()
-            )),
+        if failure == Failure::Ours {
+            return Err(" (our side: not counted against the hour)".into());
         }
+        let source = &self.fetcher.source;
+        let after_is_over = hour.next().end() <= self.config.now();
+        if source.serves(hour.previous()).await
+            || (after_is_over && source.serves(hour.next()).await)
+        {
+            return Ok(());
+        }
+        Err(format!(
+            " (not counted against the hour: the source does not serve {} or {} whole either, an outage?)",
+            hour.previous(),
+            hour.next()
+        ))
     }
 
     /// Tries the hours an operator queued (`elt retry`), oldest first: each stored one leaves

@@ -67,24 +67,39 @@ impl Source {
         }
     }
 
-    /// Whether the source serves `hour`'s file (a HEAD, or the file exists): evidence that the
-    /// source is up when another hour fails to arrive.
+    /// Whether the source serves `hour`'s file as gzip (its first bytes, by a ranged GET):
+    /// evidence that the source is up and sane when another hour fails to arrive whole. A HEAD
+    /// would not do: an error page served with status 200 passes it.
     pub async fn serves(&self, hour: Hour) -> bool {
-        match self {
+        let first = match self {
             Source::Http { client, base } => {
                 let Ok(url) = base.join(&format!("{hour}.json.gz")) else {
                     return false;
                 };
-                client
-                    .head(url)
+                let response = client
+                    .get(url)
+                    .header(reqwest::header::RANGE, "bytes=0-1")
                     .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
+                    .await;
+                match response {
+                    Ok(mut r) if r.status().is_success() => r.chunk().await.ok().flatten(),
+                    _ => None,
+                }
             }
-            Source::Folder(dir) => tokio::fs::metadata(dir.join(format!("{hour}.json.gz")))
-                .await
-                .is_ok_and(|m| m.is_file()),
-        }
+            Source::Folder(dir) => {
+                let mut magic = [0u8; 2];
+                let path = dir.join(format!("{hour}.json.gz"));
+                match tokio::fs::File::open(path).await {
+                    Ok(mut file) => file
+                        .read_exact(&mut magic)
+                        .await
+                        .ok()
+                        .map(|_| Bytes::copy_from_slice(&magic)),
+                    Err(_) => None,
+                }
+            }
+        };
+        first.is_some_and(|bytes| bytes.starts_with(&[0x1f, 0x8b]))
     }
 
     /// Starts receiving `hour`'s file; `Ok(None)` when the source has none (HTTP 404).
@@ -101,9 +116,13 @@ impl Source {
                 }
                 if !status.is_success() {
                     let message = format!("HTTP {status}");
+                    // Refusals of the client (rate limits, a firewall, credentials) say nothing
+                    // about the hour: like an outage, they must not park it.
                     let unreachable = status.is_server_error()
                         || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-                        || status == reqwest::StatusCode::REQUEST_TIMEOUT;
+                        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+                        || status == reqwest::StatusCode::UNAUTHORIZED
+                        || status == reqwest::StatusCode::FORBIDDEN;
                     return Err(if unreachable {
                         FetchError::unreachable(message)
                     } else {

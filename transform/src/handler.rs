@@ -55,15 +55,18 @@ pub struct TransformSettings {
 pub struct CommitSettings {
     /// Seconds a run that has claimed an hour may take to move its parts into place before
     /// another run of the hour may take over.
-    #[arg(long, env = "COMMIT_LEASE_SECONDS", default_value_t = crate::DEFAULT_COMMIT_LEASE_SECONDS)]
+    #[arg(long, env = "COMMIT_LEASE_SECONDS", default_value_t = crate::DEFAULT_COMMIT_LEASE_SECONDS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub commit_lease_seconds: u64,
     /// Staged objects older than this many seconds are a dead run's leftovers (the transform's
     /// timeout).
-    #[arg(long, env = "STALE_AFTER_SECONDS", default_value_t = crate::DEFAULT_STALE_AFTER_SECONDS)]
+    #[arg(long, env = "STALE_AFTER_SECONDS", default_value_t = crate::DEFAULT_STALE_AFTER_SECONDS,
+          value_parser = clap::value_parser!(u64).range(60..=7 * 86_400))]
     pub stale_after_seconds: u64,
     /// Milliseconds to pause before each step of a commit, so that tests can interrupt one in
     /// the middle.
-    #[arg(long, env = "COMMIT_STEP_DELAY_MS", default_value_t = 0, hide = true)]
+    #[arg(long, env = "COMMIT_STEP_DELAY_MS", default_value_t = 0, hide = true,
+          value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub commit_step_delay_ms: u64,
 }
 
@@ -263,7 +266,10 @@ impl Handler {
         bucket: &str,
         key: &str,
     ) -> anyhow::Result<TransformSummary> {
-        let (hour, _) = Hour::from_file_name(key)?;
+        // Whatever asked (a notification, an operator), only a raw hour file is the hour's.
+        let hour = raw_hour_key(&self.raw_prefix, key).map_err(|reason| {
+            anyhow::anyhow!("s3://{bucket}/{key} is not a raw hour file: {reason}")
+        })?;
         let store = self.bucket(bucket)?;
         let open = || async {
             let (body, meta) = adapters::objects::open_reader(store.clone(), key).await?;

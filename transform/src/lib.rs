@@ -253,6 +253,7 @@ pub async fn transform(
         parts: done.encoded.parts,
         quarantine: done.quarantine,
         event_ids: done.encoded.event_ids,
+        dropped_ids: done.encoded.dropped_ids,
         counts,
     };
     let mut summary = TransformSummary {

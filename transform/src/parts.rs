@@ -76,6 +76,8 @@ pub(crate) struct Encoded {
     pub event_ids: Vec<i64>,
     /// Rows not written because a neighbouring hour has committed their event.
     pub duplicates_across_hours: u64,
+    /// Their `event_id`s, sorted.
+    pub dropped_ids: Vec<i64>,
 }
 
 pub(crate) struct PartWriter {
@@ -88,6 +90,7 @@ pub(crate) struct PartWriter {
     /// The output column of `event_id` (Int64); without one, no dedupe across hours.
     event_id: Option<usize>,
     event_ids: Vec<i64>,
+    dropped_ids: Vec<i64>,
     duplicates_across_hours: u64,
     open: Vec<OpenPart>,
     /// The next part number in each day partition.
@@ -129,6 +132,7 @@ impl PartWriter {
         PartWriter {
             event_id,
             event_ids: Vec::new(),
+            dropped_ids: Vec::new(),
             duplicates_across_hours: 0,
             target,
             schema,
@@ -197,6 +201,11 @@ impl PartWriter {
             return Ok(None);
         }
         let keep: BooleanArray = (0..ids.len()).map(|i| Some(!committed(i))).collect();
+        self.dropped_ids.extend(
+            (0..ids.len())
+                .filter(|&i| committed(i))
+                .map(|i| ids.value(i)),
+        );
         let filtered = filter_record_batch(batch, &keep)?;
         self.duplicates_across_hours += (batch.num_rows() - filtered.num_rows()) as u64;
         let ids = filtered.column(column).as_primitive::<Int64Type>();
@@ -315,11 +324,13 @@ impl PartWriter {
         let mut parts = std::mem::take(&mut self.staged);
         parts.sort_by(|a, b| a.target.as_ref().cmp(b.target.as_ref()));
         self.event_ids.sort_unstable();
+        self.dropped_ids.sort_unstable();
         Ok(Encoded {
             parts,
             rows: self.rows,
             event_ids: std::mem::take(&mut self.event_ids),
             duplicates_across_hours: self.duplicates_across_hours,
+            dropped_ids: std::mem::take(&mut self.dropped_ids),
         })
     }
 

@@ -1,0 +1,214 @@
+//! The second step of a commit, and what follows it: moving the staged objects into place under
+//! a claim that is renewed (and so checked) before each step, then clearing what earlier runs of
+//! the hour left.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::Utc;
+use events::commits::{event_ids_prefix, staging_prefix, CommitState, HourCommit};
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use super::rules::backoff;
+use super::{Outputs, Run};
+use crate::parts::Staged;
+
+/// Attempts at each step of moving objects into place (object_store retries HTTP errors
+/// already; these cover what it gives up on, so that a commit is seldom left half done).
+const STEP_ATTEMPTS: u32 = 4;
+
+impl Run<'_> {
+    /// Moves the staged objects into place, removes what earlier runs left, marks the record
+    /// `committed`.
+    pub(super) async fn complete(
+        &self,
+        claim: HourCommit,
+        outputs: &Outputs,
+    ) -> anyhow::Result<HourCommit> {
+        let mut claim = claim;
+        for staged in outputs.parts.iter().chain(&outputs.quarantine) {
+            self.pause().await;
+            claim = self.renew(claim).await?;
+            self.move_into_place(staged)
+                .await
+                .with_context(|| format!("moving {} into place", staged.target))?;
+        }
+        let mut stale: Vec<Path> = claim
+            .replaced
+            .iter()
+            .map(|k| Path::from(k.as_str()))
+            .collect();
+        if outputs.quarantine.is_none() {
+            stale.push(Path::from(
+                self.hour.rejects_key(&self.options.rejects_prefix),
+            ));
+        }
+        for path in stale {
+            self.pause().await;
+            claim = self.renew(claim).await?;
+            self.remove(&path)
+                .await
+                .with_context(|| format!("removing {path}, which this commit replaces"))?;
+        }
+        self.pause().await;
+        let done = HourCommit {
+            state: CommitState::Committed,
+            updated_at: Utc::now(),
+            ..claim
+        };
+        self.write_own(&done).await?;
+        Ok(done)
+    }
+
+    /// Extends the claim's lease by a write conditional on its generation: it fails when
+    /// another run has taken the hour over, so a run that outlived its lease stops before it
+    /// moves another object.
+    async fn renew(&self, claim: HourCommit) -> anyhow::Result<HourCommit> {
+        let lease = chrono::Duration::from_std(self.options.commit_lease).unwrap_or_default();
+        let renewed = HourCommit {
+            lease_until: (Utc::now() + lease).timestamp_millis(),
+            ..claim
+        };
+        self.write_own(&renewed).await?;
+        Ok(renewed)
+    }
+
+    /// Writes a new state of the run's own claim (same generation); a reply lost after the
+    /// write went through is recognised by reading the record back.
+    async fn write_own(&self, record: &HourCommit) -> anyhow::Result<()> {
+        let commits = &self.lake.commits;
+        let written = commits
+            .put_commit(record, Some(record.generation), &[])
+            .await;
+        if let Ok(true) = written {
+            return Ok(());
+        }
+        let current = commits.get_commit(&record.job_id).await?;
+        if current.as_ref() == Some(record) {
+            return Ok(());
+        }
+        written?;
+        anyhow::bail!(
+            "another run took {} over while this one was committing it",
+            self.hour
+        )
+    }
+
+    /// Renames a staged object to its target, again if a step fails. A rename whose reply was
+    /// lost shows as the staged object gone and a target of its size there.
+    async fn move_into_place(&self, staged: &Staged) -> object_store::Result<()> {
+        let store = &self.lake.store;
+        let size = store.head(&staged.staging).await?.size;
+        let mut attempt = 0;
+        loop {
+            let error = match store.rename(&staged.staging, &staged.target).await {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            if matches!(error, object_store::Error::NotFound { .. }) {
+                let moved = store.head(&staged.target).await.map(|m| m.size == size);
+                if attempt > 0 && moved.unwrap_or(false) {
+                    return Ok(());
+                }
+            }
+            if attempt + 1 >= STEP_ATTEMPTS {
+                return Err(error);
+            }
+            tracing::warn!(target = %staged.target, %error, attempt, "moving a part into place failed; again");
+            tokio::time::sleep(backoff(attempt + 1)).await;
+            attempt += 1;
+        }
+    }
+
+    /// Deletes `path` if it is there, again if a step fails.
+    async fn remove(&self, path: &Path) -> object_store::Result<()> {
+        let mut attempt = 0;
+        loop {
+            match delete_if_present(&self.lake.store, path).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt + 1 >= STEP_ATTEMPTS => return Err(e),
+                Err(error) => {
+                    tracing::warn!(%path, %error, attempt, "removing a replaced object failed; again");
+                    tokio::time::sleep(backoff(attempt + 1)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Slows each step of a commit when asked (tests interrupt commits in the middle).
+    async fn pause(&self) {
+        if !self.options.commit_step_delay.is_zero() {
+            tokio::time::sleep(self.options.commit_step_delay).await;
+        }
+    }
+
+    /// Another run's result stands: this run's staged objects and ids go.
+    pub(super) async fn give_way(&self, outputs: &Outputs, ids_key: &str) {
+        discard(&self.lake.store, &outputs.parts).await;
+        discard(&self.lake.store, outputs.quarantine.as_slice()).await;
+        if let Err(error) = delete_if_present(&self.lake.store, &Path::from(ids_key)).await {
+            tracing::warn!(ids_key, %error, "could not remove this run's event ids");
+        }
+    }
+
+    /// Best effort, after a commit: the replaced record's event-id list, and staged objects and
+    /// event-id lists of earlier runs of the hour that are older than the stale age (younger
+    /// ones may belong to a run still going).
+    pub(super) async fn clean_up(&self, ids_key: &str, replaced_ids: Option<String>) {
+        let store = &self.lake.store;
+        if let Some(old) = replaced_ids.filter(|old| old != ids_key) {
+            if let Err(error) = delete_if_present(store, &Path::from(old.as_str())).await {
+                tracing::warn!(old, %error, "could not remove the replaced event ids");
+            }
+        }
+        let prefixes = [
+            staging_prefix(&self.options.curated_prefix, self.hour),
+            event_ids_prefix(&self.options.curated_prefix, self.hour),
+        ];
+        let stale_before =
+            Utc::now() - chrono::Duration::from_std(self.options.stale_after).unwrap_or_default();
+        for prefix in prefixes {
+            let listed: Result<Vec<_>, _> = store
+                .list(Some(&Path::from(prefix.as_str())))
+                .try_collect()
+                .await;
+            let listed = match listed {
+                Ok(listed) => listed,
+                Err(error) => {
+                    tracing::warn!(prefix, %error, "could not list earlier runs' leftovers");
+                    continue;
+                }
+            };
+            for meta in listed {
+                if meta.location.as_ref() == ids_key || meta.last_modified >= stale_before {
+                    continue;
+                }
+                if let Err(error) = delete_if_present(store, &meta.location).await {
+                    tracing::warn!(path = %meta.location, %error, "could not remove a leftover");
+                }
+            }
+        }
+    }
+}
+
+pub(super) async fn delete_if_present(
+    store: &Arc<dyn ObjectStore>,
+    path: &Path,
+) -> object_store::Result<()> {
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Best-effort removal of staged objects after a failure; the failure itself is what is reported.
+pub(crate) async fn discard(store: &Arc<dyn ObjectStore>, staged: &[Staged]) {
+    for s in staged {
+        if let Err(error) = delete_if_present(store, &s.staging).await {
+            tracing::warn!(path = %s.staging, %error, "could not remove a staged object");
+        }
+    }
+}
