@@ -446,7 +446,7 @@ impl adapters::CommitStore for LossyCommits {
         unchanged: &[adapters::commits::Expected],
     ) -> anyhow::Result<bool> {
         let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-        let lose = n % self.lose_every == 0;
+        let lose = n.is_multiple_of(self.lose_every);
         if lose && self.refuse {
             anyhow::bail!("injected: the write timed out");
         }
