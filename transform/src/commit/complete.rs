@@ -100,16 +100,31 @@ impl Run<'_> {
     /// lost shows as the staged object gone and a target of its size there.
     async fn move_into_place(&self, staged: &Staged) -> object_store::Result<()> {
         let store = &self.lake.store;
-        let size = store.head(&staged.staging).await?.size;
+        let mut size = None;
         let mut attempt = 0;
         loop {
-            let error = match store.rename(&staged.staging, &staged.target).await {
+            let step = match size {
+                Some(_) => store.rename(&staged.staging, &staged.target).await,
+                None => match store.head(&staged.staging).await {
+                    Ok(meta) => {
+                        size = Some(meta.size);
+                        store.rename(&staged.staging, &staged.target).await
+                    }
+                    Err(e) => Err(e),
+                },
+            };
+            let error = match step {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
             };
-            if matches!(error, object_store::Error::NotFound { .. }) {
-                let moved = store.head(&staged.target).await.map(|m| m.size == size);
-                if attempt > 0 && moved.unwrap_or(false) {
+            if let (object_store::Error::NotFound { .. }, Some(size), true) =
+                (&error, size, attempt > 0)
+            {
+                if store
+                    .head(&staged.target)
+                    .await
+                    .is_ok_and(|m| m.size == size)
+                {
                     return Ok(());
                 }
             }
