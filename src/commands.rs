@@ -318,7 +318,7 @@ fn print_progress(ingest: &mut Ingest) -> tokio::task::JoinHandle<()> {
 }
 
 /// The name a unit-like enum has in the JSON records (`ingested`, `caught_up`, …).
-fn label<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn label<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))

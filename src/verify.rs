@@ -28,6 +28,8 @@ use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Serialize;
 
+use crate::commands::label;
+
 /// Requests in flight at once.
 const CONCURRENCY: usize = 16;
 
@@ -531,12 +533,4 @@ pub fn print_table(report: &Report, out: &mut impl std::io::Write) -> std::io::R
         )?;
     }
     Ok(())
-}
-
-/// The name a unit-like enum has in the JSON report.
-fn label<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
 }

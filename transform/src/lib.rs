@@ -245,7 +245,7 @@ pub async fn transform(
         records: done.records,
         rows: done.encoded.rows,
         duplicates: done.duplicates,
-        duplicates_across_hours: done.encoded.duplicates_across_hours,
+        duplicates_across_hours: done.encoded.dropped_ids.len() as u64,
         rejected: done.rejected,
     };
     let quarantine = done.quarantine.as_ref().map(|q| q.target.to_string());
@@ -521,7 +521,7 @@ async fn encode(
     let rows_in = counts.rows_in.load(Ordering::Relaxed);
     // Counted as the parsers found them; `rejected` is what the quarantine wrote.
     let records = rows_in + counts.rejects.load(Ordering::Relaxed) + read.oversized_lines;
-    let sql_rows = encoded.rows + encoded.duplicates_across_hours;
+    let sql_rows = encoded.rows + encoded.dropped_ids.len() as u64;
     let Some(duplicates) = rows_in.checked_sub(sql_rows) else {
         discard(&store, &encoded.parts).await;
         discard(&store, quarantine_staged.as_slice()).await;

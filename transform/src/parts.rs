@@ -74,9 +74,8 @@ pub(crate) struct Encoded {
     pub rows: u64,
     /// The `event_id`s written, sorted (empty when the output has no `event_id`).
     pub event_ids: Vec<i64>,
-    /// Rows not written because a neighbouring hour has committed their event.
-    pub duplicates_across_hours: u64,
-    /// Their `event_id`s, sorted.
+    /// The `event_id`s of the rows not written because a neighbouring hour has committed
+    /// them, sorted: the duplicates across hours.
     pub dropped_ids: Vec<i64>,
 }
 
@@ -91,7 +90,6 @@ pub(crate) struct PartWriter {
     event_id: Option<usize>,
     event_ids: Vec<i64>,
     dropped_ids: Vec<i64>,
-    duplicates_across_hours: u64,
     open: Vec<OpenPart>,
     /// The next part number in each day partition.
     next_index: BTreeMap<Day, usize>,
@@ -133,7 +131,6 @@ impl PartWriter {
             event_id,
             event_ids: Vec::new(),
             dropped_ids: Vec::new(),
-            duplicates_across_hours: 0,
             target,
             schema,
             props: props.build(),
@@ -207,7 +204,6 @@ impl PartWriter {
                 .map(|i| ids.value(i)),
         );
         let filtered = filter_record_batch(batch, &keep)?;
-        self.duplicates_across_hours += (batch.num_rows() - filtered.num_rows()) as u64;
         let ids = filtered.column(column).as_primitive::<Int64Type>();
         self.event_ids.extend(ids.iter().flatten());
         Ok(Some(filtered))
@@ -329,7 +325,6 @@ impl PartWriter {
             parts,
             rows: self.rows,
             event_ids: std::mem::take(&mut self.event_ids),
-            duplicates_across_hours: self.duplicates_across_hours,
             dropped_ids: std::mem::take(&mut self.dropped_ids),
         })
     }

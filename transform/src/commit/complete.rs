@@ -67,8 +67,12 @@ impl Run<'_> {
     /// moves another object.
     async fn renew(&self, claim: HourCommit) -> anyhow::Result<HourCommit> {
         let lease = chrono::Duration::from_std(self.options.commit_lease).unwrap_or_default();
+        // Always later than the lease it renews, so that every renewal is a write of its own.
+        let lease_until = (Utc::now() + lease)
+            .timestamp_millis()
+            .max(claim.lease_until + 1);
         let renewed = HourCommit {
-            lease_until: (Utc::now() + lease).timestamp_millis(),
+            lease_until,
             ..claim
         };
         self.write_own(&renewed).await?;
