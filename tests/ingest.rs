@@ -942,8 +942,8 @@ async fn hours_served_broken_forever_are_parked_and_the_bookmark_moves_on() {
     );
     assert_eq!(
         mirror.requests("2024-03-05-2.json.gz"),
-        6,
-        "3 runs of 2 attempts, then never again"
+        9,
+        "3 runs of 2 attempts, 3 two-byte probes (is the hour before 2024-03-05-3 served?), then never again"
     );
 
     let parked = job(&world).await;
@@ -1134,8 +1134,9 @@ async fn an_outage_of_the_source_parks_nothing() {
     ingest(&world, &mirror, now, &until);
 
     // GHArchive answers 503 for everything: the failures are not the hour's.
-    mirror.always("2024-03-05-0.json.gz", Fault::Status(503));
-    mirror.always("2024-03-05-1.json.gz", Fault::Status(503));
+    for h in ["2024-03-05-0", "2024-03-05-1", "2024-03-05-2"] {
+        mirror.always(&format!("{h}.json.gz"), Fault::Status(503));
+    }
     for _ in 0..3 {
         let (run, output) = ingest(&world, &mirror, now, &env);
         assert!(!output.status.success());
@@ -1153,6 +1154,7 @@ async fn an_outage_of_the_source_parks_nothing() {
 
     // Only 2024-03-05-1 fails now: that is the hour's fault, and it is parked after two runs.
     mirror.heal("2024-03-05-0.json.gz");
+    mirror.heal("2024-03-05-2.json.gz");
     let (_, output) = ingest(&world, &mirror, now, &env);
     assert!(!output.status.success());
     let (run, output) = ingest(&world, &mirror, now, &env);
