@@ -1120,6 +1120,16 @@ async fn skip_parks_the_next_hour_at_once_and_a_later_one_when_the_run_gets_ther
 
 #[tokio::test]
 async fn an_outage_of_the_source_parks_nothing() {
+    outage_parks_nothing(Fault::Status(503)).await;
+}
+
+#[tokio::test]
+async fn an_error_page_for_every_file_parks_nothing() {
+    outage_parks_nothing(Fault::Garbage).await;
+}
+
+/// The source answers `fault` for every hour, then for one hour only.
+async fn outage_parks_nothing(fault: Fault) {
     let world = AwsWorld::new(false).await;
     let mirror = Mirror::start();
     publish(&mirror, "2024-03-05-0", "2024-03-05-2", &[]);
@@ -1133,9 +1143,9 @@ async fn an_outage_of_the_source_parks_nothing() {
     until.push(("INGEST_UNTIL_HOUR", "2024-03-05-0"));
     ingest(&world, &mirror, now, &until);
 
-    // GHArchive answers 503 for everything: the failures are not the hour's.
+    // GHArchive answers badly for everything: the failures are not the hour's.
     for h in ["2024-03-05-0", "2024-03-05-1", "2024-03-05-2"] {
-        mirror.always(&format!("{h}.json.gz"), Fault::Status(503));
+        mirror.always(&format!("{h}.json.gz"), fault.clone());
     }
     for _ in 0..3 {
         let (run, output) = ingest(&world, &mirror, now, &env);
