@@ -156,8 +156,9 @@ impl Run<'_> {
     }
 
     /// A neighbouring hour's generation and committed `event_id`s. A list gone under the reader's
-    /// feet means the neighbour committed again (its record is read afresh), or that a claim's run
-    /// gave up before moving anything into place (the record unchanged: it holds no event).
+    /// feet means the neighbour committed again (its record is read afresh), or, for a claim, that
+    /// its run gave up before moving anything into place (the record unchanged: it holds no
+    /// event). A finished commit whose list is gone is an error: its events cannot be told.
     async fn neighbour(&self, hour: Hour) -> anyhow::Result<Neighbour> {
         let key = commit_key(&self.options.curated_prefix, hour);
         let mut record = self.lake.commits.get_commit(&key).await?;
@@ -171,6 +172,13 @@ impl Run<'_> {
                 again.as_ref().map(|r| r.generation) == record.as_ref().map(|r| r.generation);
             if unchanged {
                 if ids.is_none() {
+                    // A finished commit's list is never removed while its record stands.
+                    anyhow::ensure!(
+                        record
+                            .as_ref()
+                            .is_some_and(|r| r.state == CommitState::Committing),
+                        "the event ids of {hour}'s commit are gone: transform {hour} again first"
+                    );
                     tracing::warn!(%hour, "a claim of the neighbouring hour names event ids that are gone; taken as holding none");
                 }
                 return Ok(Neighbour {
