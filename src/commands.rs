@@ -167,9 +167,9 @@ pub async fn aws_audit(
         .ok_or_else(|| anyhow::anyhow!("CURATED_BUCKET is not set"))?;
     let sdk = adapters::aws::sdk_config().await;
     Ok(crate::verify::Audit {
-        raw: adapters::objects::s3(&raw_bucket)?,
+        raw: adapters::objects::s3(&sdk, &raw_bucket)?,
         raw_prefix: target.raw_prefix,
-        curated: adapters::objects::s3(&curated_bucket)?,
+        curated: adapters::objects::s3(&sdk, &curated_bucket)?,
         commits: std::sync::Arc::new(adapters::DynamoJobStore::new(
             &sdk,
             &target.jobs_table,

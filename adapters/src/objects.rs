@@ -3,19 +3,36 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use std::time::{Duration, SystemTime};
+
 use anyhow::Context;
-use object_store::aws::AmazonS3Builder;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::local::LocalFileSystem;
+use object_store::CredentialProvider;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-/// The S3 bucket `bucket`, configured from the standard AWS variables (credentials, `AWS_REGION`,
-/// `AWS_ENDPOINT_URL`). Requests are path-style, which emulators need and AWS accepts.
-pub fn s3(bucket: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
+/// The S3 bucket `bucket`, with the AWS SDK's credentials and region: the same chain as every
+/// other AWS client (environment, profiles with SSO or `credential_process`, web identity,
+/// containers, Lambda, instance metadata). The endpoint is `AWS_ENDPOINT_URL_S3`,
+/// `AWS_ENDPOINT_URL` or a profile's `endpoint_url`; requests are path-style, which emulators
+/// need and AWS accepts.
+pub fn s3(sdk: &aws_config::SdkConfig, bucket: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
     anyhow::ensure!(!bucket.is_empty(), "no bucket name given");
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+    if let Some(credentials) = sdk.credentials_provider() {
+        builder = builder.with_credentials(Arc::new(SdkCredentials::new(credentials)));
+    }
+    if let Some(region) = sdk.region() {
+        builder = builder.with_region(region.as_ref());
+    }
     let endpoint = std::env::var("AWS_ENDPOINT_URL_S3")
-        .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+        .ok()
+        .or_else(|| sdk.endpoint_url().map(str::to_string))
         .unwrap_or_default();
+    if !endpoint.is_empty() {
+        builder = builder.with_endpoint(&endpoint);
+    }
     if endpoint.starts_with("http://") {
         // A local emulator: object_store refuses plain HTTP unless told.
         builder = builder.with_allow_http(true);
@@ -24,6 +41,51 @@ pub fn s3(bucket: &str) -> anyhow::Result<Arc<dyn ObjectStore>> {
         .build()
         .with_context(|| format!("configuring S3 for bucket {bucket}"))?;
     Ok(Arc::new(store))
+}
+
+/// The SDK's credentials for `object_store`, kept until five minutes before they expire (the
+/// chain may call STS, SSO or a `credential_process` to get them).
+#[derive(Debug)]
+struct SdkCredentials {
+    provider: SharedCredentialsProvider,
+    cached: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
+}
+
+impl SdkCredentials {
+    fn new(provider: SharedCredentialsProvider) -> SdkCredentials {
+        SdkCredentials {
+            provider,
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for SdkCredentials {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        let mut cached = self.cached.lock().await;
+        let fresh_until = SystemTime::now() + Duration::from_secs(300);
+        if let Some((credential, expiry)) = cached.as_ref() {
+            if expiry.is_none_or(|at| at > fresh_until) {
+                return Ok(credential.clone());
+            }
+        }
+        let provided = self.provider.provide_credentials().await.map_err(|e| {
+            object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(e),
+            }
+        })?;
+        let credential = Arc::new(AwsCredential {
+            key_id: provided.access_key_id().to_string(),
+            secret_key: provided.secret_access_key().to_string(),
+            token: provided.session_token().map(str::to_string),
+        });
+        *cached = Some((credential.clone(), provided.expiry()));
+        Ok(credential)
+    }
 }
 
 /// The folder `dir` as an object store (created if missing); keys are paths below it.

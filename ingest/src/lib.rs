@@ -25,8 +25,9 @@ impl Ingest {
             .raw_bucket
             .clone()
             .ok_or_else(|| anyhow::anyhow!("RAW_BUCKET is not set"))?;
-        let raw = adapters::objects::s3(&bucket)?;
-        let jobs = aws_job_store(&config).await;
+        let sdk = adapters::aws::sdk_config().await;
+        let raw = adapters::objects::s3(&sdk, &bucket)?;
+        let jobs = adapters::DynamoJobStore::new(&sdk, &config.jobs_table, &config.job_runs_table);
         let prefix = config
             .raw_prefix
             .clone()

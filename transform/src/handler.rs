@@ -174,8 +174,8 @@ impl Handler {
         jobs_table: &str,
         runs_table: &str,
     ) -> anyhow::Result<Handler> {
-        let curated = adapters::objects::s3(curated_bucket)?;
         let sdk = adapters::aws::sdk_config().await;
+        let curated = adapters::objects::s3(&sdk, curated_bucket)?;
         let jobs = Arc::new(adapters::DynamoJobStore::new(&sdk, jobs_table, runs_table));
         Ok(Handler::new(
             raw_prefix,
@@ -184,7 +184,7 @@ impl Handler {
                 store: curated,
                 commits: jobs.clone(),
             },
-            Box::new(|bucket: &str| adapters::objects::s3(bucket)),
+            Box::new(move |bucket: &str| adapters::objects::s3(&sdk, bucket)),
             Some(jobs),
         ))
     }
