@@ -42,7 +42,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
       arm64) target=--arm64 ;; \
       *) echo "unsupported architecture ${TARGETARCH}" >&2; exit 1 ;; \
     esac \
-    && cargo lambda build --profile lambda "${target}" --package ingest --package transform \
+    && cargo lambda build --locked --profile lambda "${target}" --package ingest --package transform \
     && mkdir -p /out \
     && cp target/lambda/ingest/bootstrap /out/ingest \
     && cp target/lambda/transform/bootstrap /out/transform

@@ -610,3 +610,50 @@ fn docker_build_says_what_is_missing() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("arm64"), "{}", stderr(&output));
 }
+
+#[test]
+fn both_queues_refuse_plain_http_and_the_dashboard_shows_the_metrics_the_code_emits() {
+    let template = template();
+    let policies = resources(&template, "AWS::SQS::QueuePolicy");
+    for queue in ["RawEventsQueue", "RawEventsDeadLetterQueue"] {
+        let (_, policy) = policies
+            .iter()
+            .find(|(_, p)| p["Queues"][0] == ref_to(queue))
+            .unwrap_or_else(|| panic!("no policy for {queue}"));
+        let statements = policy["PolicyDocument"]["Statement"].as_sequence().unwrap();
+        assert!(
+            statements
+                .iter()
+                .any(|s| s["Effect"].as_str() == Some("Deny")
+                    && s["Condition"]["Bool"]["aws:SecureTransport"].as_str() == Some("false")),
+            "{queue} takes plain HTTP"
+        );
+    }
+    let body = match &properties(&template, "Dashboard")["DashboardBody"] {
+        Value::Tagged(sub) => str_of(&sub.value).to_string(),
+        other => panic!("the dashboard body is a !Sub string: {other:?}"),
+    };
+    let emitters = [
+        include_str!("../transform/src/handler.rs"),
+        include_str!("../ingest/src/metrics.rs"),
+    ];
+    for metric in [
+        "Rows",
+        "Duplicates",
+        "DuplicatesAcrossHours",
+        "Rejected",
+        "HoursIngested",
+        "BookmarkLagHours",
+    ] {
+        assert!(
+            body.contains(&format!("\"gh-elt\", \"{metric}\"")),
+            "{metric} is not on the dashboard"
+        );
+        assert!(
+            emitters
+                .iter()
+                .any(|src| src.contains(&format!("\"{metric}\""))),
+            "{metric} is on the dashboard but no code emits it"
+        );
+    }
+}

@@ -1,6 +1,8 @@
-//! What the ingest Lambda tells CloudWatch: the bookmark's lag, as an Embedded Metric Format
-//! line on stdout, which CloudWatch turns into the metric `gh-elt` / `BookmarkLagHours`. The
-//! template's alarm watches it, and alarms when it is missing too (the ingest stopped).
+//! What the ingest Lambda tells CloudWatch: the bookmark's lag and the hours and bytes a run
+//! stored, as an Embedded Metric Format line on stdout, which CloudWatch turns into the metrics
+//! `gh-elt` / `BookmarkLagHours`, `HoursIngested` and `BytesIngested`. The template's alarm
+//! watches the lag, and alarms when it is missing too (the ingest stopped); its dashboard shows
+//! all three.
 
 use events::jobs::IngestRun;
 
@@ -14,12 +16,18 @@ pub fn bookmark_lag_line(run: &IngestRun, function: &str) -> Option<serde_json::
             "CloudWatchMetrics": [{
                 "Namespace": "gh-elt",
                 "Dimensions": [["Stage", "Function"]],
-                "Metrics": [{"Name": "BookmarkLagHours", "Unit": "Count"}],
+                "Metrics": [
+                    {"Name": "BookmarkLagHours", "Unit": "Count"},
+                    {"Name": "HoursIngested", "Unit": "Count"},
+                    {"Name": "BytesIngested", "Unit": "Bytes"},
+                ],
             }],
         },
         "Stage": "ingest",
         "Function": function,
         "BookmarkLagHours": lag,
+        "HoursIngested": run.hours_ingested,
+        "BytesIngested": run.bytes,
         "job_id": run.job_id,
         "run_id": run.run_id,
         "bookmark": run.bookmark_after,
