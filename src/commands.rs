@@ -666,14 +666,15 @@ pub struct Poll {
     pub until_idle: bool,
 }
 
-/// `elt worker`: receive batches, hand each message to the handler, delete those that succeeded
-/// and leave failures to come back, as Lambda's event source mapping does.
+/// `elt worker`: receive batches and hand each to the batch policy the transform Lambda uses
+/// (`transform::batch`), then delete what succeeded in one request and leave failures to come
+/// back, as Lambda's event source mapping does.
 pub async fn worker(
     handler: &transform::handler::Handler,
     queue_url: &str,
     poll: Poll,
 ) -> anyhow::Result<()> {
-    use transform::handler::Handled;
+    use transform::batch::Outcome;
     transform::sql::validate(&handler.options.sql).await?;
     let sdk = adapters::aws::sdk_config().await;
     let queue = adapters::queue::SqsQueue::new(&sdk, queue_url);
@@ -688,32 +689,53 @@ pub async fn worker(
             }
             continue;
         }
-        for message in messages {
-            match handler.handle_message(&message.body).await {
-                Ok(Handled::Transformed(summaries)) => {
+        let (_, outcomes) = transform::batch::handle_batch(handler, sqs_event(&messages)).await;
+        let mut settled = Vec::new();
+        for (message, (_, outcome)) in messages.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Transformed(summaries) => {
                     for summary in &summaries {
                         print_json_line(summary)?;
                     }
-                    queue.delete(&message.receipt_handle).await?;
                     done += 1;
                 }
-                Ok(Handled::Ignored(reason)) => {
+                Outcome::Ignored(reason) => {
                     eprintln!("message {}: ignored: {reason}", message.id);
-                    queue.delete(&message.receipt_handle).await?;
                     ignored += 1;
                 }
-                Err(e) => {
+                Outcome::Failed(error) => {
                     eprintln!(
-                        "error: message {} (received {} times) failed, left for redelivery: {e:#}",
+                        "error: message {} (received {} times) failed, left for redelivery: {error}",
                         message.id, message.receive_count
                     );
                     failed += 1;
+                    continue;
                 }
             }
+            settled.push(message.receipt_handle.clone());
+        }
+        for failure in queue.delete_batch(&settled).await? {
+            eprintln!("warning: a done message was not deleted ({failure}); it will come back and be done again");
         }
     }
     eprintln!("worker idle: {done} messages done, {ignored} ignored, {failed} failures left for redelivery");
     Ok(())
+}
+
+/// Received messages as the event Lambda's event source mapping would deliver.
+fn sqs_event(messages: &[adapters::queue::Message]) -> transform::batch::SqsEvent {
+    let mut event = transform::batch::SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|m| {
+            let mut record = transform::batch::SqsMessage::default();
+            record.message_id = Some(m.id.clone());
+            record.receipt_handle = Some(m.receipt_handle.clone());
+            record.body = Some(m.body.clone());
+            record
+        })
+        .collect();
+    event
 }
 
 /// `elt redrive`: move parked messages from a dead-letter queue back to their queue.

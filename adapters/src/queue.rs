@@ -3,7 +3,7 @@
 //! timeout and, after `maxReceiveCount`, go to the dead-letter queue).
 
 use anyhow::Context;
-use aws_sdk_sqs::types::MessageSystemAttributeName;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
 
 /// One received message.
@@ -75,6 +75,39 @@ impl SqsQueue {
             .await
             .with_context(|| format!("deleting a message from {}", self.url))?;
         Ok(())
+    }
+
+    /// Deletes the messages with these receipt handles, ten to a request; the handles SQS
+    /// could not delete are returned with their reasons (they will come back).
+    pub async fn delete_batch(&self, receipt_handles: &[String]) -> anyhow::Result<Vec<String>> {
+        let mut failed = Vec::new();
+        for chunk in receipt_handles.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, handle)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(handle)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let output = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .with_context(|| format!("deleting messages from {}", self.url))?;
+            failed.extend(
+                output
+                    .failed
+                    .into_iter()
+                    .map(|f| format!("{}: {}", f.id, f.message.unwrap_or(f.code))),
+            );
+        }
+        Ok(failed)
     }
 
     pub async fn send(&self, body: &str) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@
 //! the lake keeps exactly one whole result, and an event a neighbouring hour has committed is not
 //! written again. A file that fails leaves nothing in the table.
 
+pub mod batch;
 mod commit;
 mod envelope;
 mod fields;

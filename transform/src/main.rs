@@ -1,10 +1,11 @@
 //! The transform Lambda: SQS delivers batches of S3 notifications for new raw files; each file is
-//! transformed into the curated bucket. The answer names the messages that failed
-//! (`batchItemFailures`), so only those come back; one that keeps failing goes to the DLQ.
+//! transformed into the curated bucket. The batch policy (`transform::batch`) answers with the
+//! messages that failed (`batchItemFailures`), so only those come back.
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use transform::handler::{Handled, LambdaSettings};
+use tracing::Instrument;
+use transform::handler::LambdaSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -16,24 +17,10 @@ async fn main() -> Result<(), Error> {
     handler.emit_metrics = true;
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let request_id = event.context.request_id.clone();
-        let mut response = SqsBatchResponse::default();
-        for message in event.payload.records {
-            let id = message.message_id.unwrap_or_default();
-            let body = message.body.unwrap_or_default();
-            match handler.handle_message(&body).await {
-                Ok(Handled::Transformed(summaries)) => {
-                    tracing::info!(%request_id, message_id = %id, files = summaries.len(), "message done");
-                }
-                Ok(Handled::Ignored(reason)) => {
-                    tracing::info!(%request_id, message_id = %id, reason, "message ignored");
-                }
-                Err(e) => {
-                    tracing::error!(%request_id, message_id = %id, error = format!("{e:#}"), "message failed");
-                    response.add_failure(id);
-                }
-            }
-        }
+        let span = tracing::info_span!("batch", request_id = %event.context.request_id);
+        let (response, _) = transform::batch::handle_batch(handler, event.payload)
+            .instrument(span)
+            .await;
         Ok::<_, Error>(response)
     }))
     .await
