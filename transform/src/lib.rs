@@ -242,39 +242,9 @@ pub async fn transform(
     };
     let (source, hour, raw_bytes) = (file.source.clone(), file.hour, file.progress.clone());
     let done = encode(file, &run, &begun, options).await?;
-    let counts = CommitCounts {
-        records: done.records,
-        rows: done.encoded.rows,
-        duplicates: done.duplicates,
-        duplicates_across_hours: done.encoded.dropped_ids.len() as u64,
-        rejected: done.rejected,
-    };
-    let quarantine = done.quarantine.as_ref().map(|q| q.target.to_string());
-    let outputs = Outputs {
-        parts: done.encoded.parts,
-        quarantine: done.quarantine,
-        event_ids: done.encoded.event_ids,
-        dropped_ids: done.encoded.dropped_ids,
-        counts,
-    };
-    let mut summary = TransformSummary {
-        source,
-        hour,
-        lines: done.lines,
-        records: counts.records,
-        rows: counts.rows,
-        duplicates: counts.duplicates,
-        duplicates_across_hours: counts.duplicates_across_hours,
-        rejected: counts.rejected,
-        repairs: done.repairs,
-        outputs: Vec::new(),
-        quarantine,
-        generation: 0,
-        superseded: None,
-        raw_bytes: raw_bytes.load(Ordering::Relaxed),
-        json_bytes: done.json_bytes,
-        seconds: 0.0,
-    };
+    let mut summary = TransformSummary::empty(source, hour);
+    summary.raw_bytes = raw_bytes.load(Ordering::Relaxed);
+    let outputs = done.account(&mut summary);
     match run.commit(begun, outputs).await? {
         Committed::Done { generation, parts } => {
             summary.generation = generation;
@@ -297,6 +267,35 @@ pub async fn transform(
         summary.rows + summary.duplicates + summary.duplicates_across_hours + summary.rejected
     );
     Ok(summary)
+}
+
+impl Done {
+    /// Writes the accounting into `summary`; what the commit takes.
+    fn account(self, summary: &mut TransformSummary) -> Outputs {
+        let counts = CommitCounts {
+            records: self.records,
+            rows: self.encoded.rows,
+            duplicates: self.duplicates,
+            duplicates_across_hours: self.encoded.dropped_ids.len() as u64,
+            rejected: self.rejected,
+        };
+        summary.lines = self.lines;
+        summary.records = counts.records;
+        summary.rows = counts.rows;
+        summary.duplicates = counts.duplicates;
+        summary.duplicates_across_hours = counts.duplicates_across_hours;
+        summary.rejected = counts.rejected;
+        summary.repairs = self.repairs;
+        summary.json_bytes = self.json_bytes;
+        summary.quarantine = self.quarantine.as_ref().map(|q| q.target.to_string());
+        Outputs {
+            parts: self.encoded.parts,
+            quarantine: self.quarantine,
+            event_ids: self.encoded.event_ids,
+            dropped_ids: self.encoded.dropped_ids,
+            counts,
+        }
+    }
 }
 
 /// What the engine made of a file, staged, before the commit.

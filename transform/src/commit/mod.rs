@@ -281,31 +281,15 @@ impl Run<'_> {
         let mut refusals = 0;
         let mut waits = 0;
         while refusals < CLAIM_ATTEMPTS {
-            if let Some(claim) = begun
+            if begun
                 .prior
                 .as_ref()
-                .filter(|p| live_claim(p, self.run_id, Utc::now()))
+                .is_some_and(|p| live_claim(p, self.run_id, Utc::now()))
             {
-                tracing::info!(hour = %self.hour, holder = claim.run_id, "another run is committing the hour; waiting");
-                anyhow::ensure!(
-                    waits < MAX_WAITS,
-                    "run {} kept its claim of {} for too long",
-                    claim.run_id,
-                    self.hour
-                );
-                tokio::time::sleep(backoff(waits)).await;
-                waits += 1;
-                // Whatever the claim became is met afresh: finished from the same object, it
-                // stands.
-                match commits.get_commit(&begun.key).await? {
-                    Some(current) if current != *claim => {
-                        match meeting(&current, None, self.source) {
-                            Meeting::GiveWay(reason) => return Ok(superseded(reason, &current)),
-                            Meeting::Again | Meeting::Replace => begun.prior = Some(current),
-                        }
-                    }
-                    current => begun.prior = current,
+                if let Some(gave_way) = self.wait_for_claim(&mut begun, waits).await? {
+                    return Ok(gave_way);
                 }
+                waits += 1;
                 continue;
             }
             let now = Utc::now();
@@ -353,6 +337,31 @@ impl Run<'_> {
             "could not commit {} after {CLAIM_ATTEMPTS} refused claims",
             self.hour
         )
+    }
+
+    /// Waits a while for another run's live claim (`begun.prior`), then reads the record again:
+    /// whatever the claim became is met afresh. `Some` when this run gives way (the claim
+    /// finished from the same raw object, or a newer one).
+    async fn wait_for_claim(&self, begun: &mut Begun, waits: u32) -> anyhow::Result<Option<Claim>> {
+        let Some(claim) = begun.prior.clone() else {
+            return Ok(None);
+        };
+        tracing::info!(hour = %self.hour, holder = claim.run_id, "another run is committing the hour; waiting");
+        anyhow::ensure!(
+            waits < MAX_WAITS,
+            "run {} kept its claim of {} for too long",
+            claim.run_id,
+            self.hour
+        );
+        tokio::time::sleep(backoff(waits)).await;
+        match self.lake.commits.get_commit(&begun.key).await? {
+            Some(current) if current != claim => match meeting(&current, None, self.source) {
+                Meeting::GiveWay(reason) => return Ok(Some(superseded(reason, &current))),
+                Meeting::Again | Meeting::Replace => begun.prior = Some(current),
+            },
+            current => begun.prior = current,
+        }
+        Ok(None)
     }
 
     /// After a refused claim: takes in neighbours that committed since they were read, or asks
