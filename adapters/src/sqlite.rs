@@ -44,12 +44,25 @@ impl SqliteJobStore {
         let connection = Connection::open(path)
             .with_context(|| format!("opening the job database {}", path.display()))?;
         connection.busy_timeout(Duration::from_secs(30))?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .context("setting WAL mode")?;
-        connection
-            .execute_batch(SCHEMA)
-            .with_context(|| format!("creating the tables in {}", path.display()))?;
+        // Switching a new file to WAL takes a lock the busy timeout does not wait for: two
+        // processes opening the same new lake at once (two `elt transform`s) try again.
+        let mut attempt = 0;
+        loop {
+            let set_up = connection
+                .pragma_update(None, "journal_mode", "WAL")
+                .and_then(|()| connection.execute_batch(SCHEMA));
+            match set_up {
+                Ok(()) => break,
+                Err(e) if attempt < 100 && is_busy(&e) => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(20 + 10 * attempt));
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::from(e)
+                        .context(format!("setting up the job database {}", path.display())))
+                }
+            }
+        }
         Ok(SqliteJobStore {
             connection: Arc::new(Mutex::new(connection)),
         })
@@ -85,6 +98,14 @@ fn merged(stored: &str, ours: serde_json::Value) -> serde_json::Value {
     item.retain(|name, _| !events::jobs::JOB_ATTRIBUTES.contains(&name.as_str()));
     item.extend(ours);
     serde_json::Value::Object(item)
+}
+
+/// Whether SQLite refused for a lock another connection holds.
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 #[async_trait]
