@@ -115,8 +115,12 @@ struct IngestArgs {
 
 impl IngestArgs {
     async fn run(self) -> anyhow::Result<()> {
-        let IngestArgs { target, config } = self;
-        commands::ingest(&target.target(), config, commands::IngestWork::Run).await
+        commands::ingest(
+            &self.target.target(),
+            self.config,
+            commands::IngestWork::Run,
+        )
+        .await
     }
 }
 
@@ -205,12 +209,7 @@ struct StatusArgs {
 
 impl StatusArgs {
     async fn run(self) -> anyhow::Result<()> {
-        let StatusArgs {
-            target,
-            config,
-            runs,
-        } = self;
-        commands::status(&target.target(), config, runs).await
+        commands::status(&self.target.target(), self.config, self.runs).await
     }
 }
 
@@ -229,13 +228,7 @@ struct SkipArgs {
 
 impl SkipArgs {
     async fn run(self) -> anyhow::Result<()> {
-        let SkipArgs {
-            target,
-            config,
-            reason,
-            hour,
-        } = self;
-        commands::skip(&target.target(), config, hour, &reason).await
+        commands::skip(&self.target.target(), self.config, self.hour, &self.reason).await
     }
 }
 
@@ -251,12 +244,7 @@ struct RetryArgs {
 
 impl RetryArgs {
     async fn run(self) -> anyhow::Result<()> {
-        let RetryArgs {
-            target,
-            config,
-            hour,
-        } = self;
-        commands::retry(&target.target(), config, hour).await
+        commands::retry(&self.target.target(), self.config, self.hour).await
     }
 }
 
@@ -380,8 +368,7 @@ struct RedriveArgs {
 
 impl RedriveArgs {
     async fn run(self) -> anyhow::Result<()> {
-        let RedriveArgs { from, to, max } = self;
-        commands::redrive(&from, &to, max).await
+        commands::redrive(&self.from, &self.to, self.max).await
     }
 }
 
@@ -441,8 +428,8 @@ struct QueryArgs {
 
 impl QueryArgs {
     async fn run(self) -> anyhow::Result<()> {
-        let QueryArgs { lake, format, sql } = self;
-        commands::query(&lake.lake, &lake.curated_prefix, &sql, format).await
+        let lake = &self.lake;
+        commands::query(&lake.lake, &lake.curated_prefix, &self.sql, self.format).await
     }
 }
 
@@ -512,13 +499,15 @@ struct DemoArgs {
 
 impl DemoArgs {
     async fn run(self) -> anyhow::Result<()> {
-        let DemoArgs {
-            lake,
-            hours,
-            events,
-            last_hour,
-        } = self;
-        commands::demo(&lake.lake, &lake.curated_prefix, hours, events, last_hour).await
+        let lake = &self.lake;
+        commands::demo(
+            &lake.lake,
+            &lake.curated_prefix,
+            self.hours,
+            self.events,
+            self.last_hour,
+        )
+        .await
     }
 }
 
