@@ -10,12 +10,16 @@
 # Try it locally with the runtime interface emulator in the base image:
 #   docker run --rm -p 9000:8080 --entrypoint /usr/local/bin/aws-lambda-rie gh-elt:x86_64 /var/task/transform
 
-ARG RUST_VERSION=1.95.0
+# Base images pinned by digest (the multi-architecture index), so a build uses the bytes it was
+# tested with. The Rust image's tag matches rust-toolchain.toml. Refresh both with
+# infra/pin-base-images.sh on a machine that reaches the registries.
+ARG RUST_IMAGE=public.ecr.aws/docker/library/rust:1.95.0-slim-bookworm@sha256:d7482085ff5b415f84dba5647ae71606650bdef00db7aeb69f4b3d170c3e4082
+ARG LAMBDA_BASE_IMAGE=public.ecr.aws/lambda/provided:al2023@sha256:5f3ae3216e07bb3677cc4dfa0c7867973f7e536abb114d6b44a7b8c558824812
 
 # The build runs natively on the build machine and cross-compiles with cargo-lambda (Zig as the
 # linker, against a glibc old enough for Amazon Linux 2023), so an arm64 image builds as fast as
 # an x86_64 one, without emulation.
-FROM --platform=$BUILDPLATFORM public.ecr.aws/docker/library/rust:${RUST_VERSION}-slim-bookworm AS build
+FROM --platform=$BUILDPLATFORM ${RUST_IMAGE} AS build
 ARG TARGETARCH
 # The pair the project builds with (cargo-lambda's own pin on Zig is open-ended).
 ARG CARGO_LAMBDA_VERSION=1.9.2
@@ -47,6 +51,6 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/lambda/ingest/bootstrap /out/ingest \
     && cp target/lambda/transform/bootstrap /out/transform
 
-FROM public.ecr.aws/lambda/provided:al2023
+FROM ${LAMBDA_BASE_IMAGE}
 COPY --from=build /out/ingest /out/transform /var/task/
 ENTRYPOINT ["/var/task/transform"]

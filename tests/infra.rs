@@ -657,3 +657,39 @@ fn both_queues_refuse_plain_http_and_the_dashboard_shows_the_metrics_the_code_em
         );
     }
 }
+
+#[test]
+fn the_image_builds_from_base_images_pinned_by_digest() {
+    let dockerfile = std::fs::read_to_string(repo_path("Dockerfile")).unwrap();
+    let args: std::collections::HashMap<&str, &str> = dockerfile
+        .lines()
+        .filter_map(|line| line.strip_prefix("ARG ")?.split_once('='))
+        .collect();
+    let froms: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|line| line.strip_prefix("FROM "))
+        .map(|from| {
+            from.split_whitespace()
+                .find(|w| !w.starts_with("--"))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(froms.len(), 2, "{froms:?}");
+    for from in froms {
+        let image = match from.strip_prefix("${").and_then(|a| a.strip_suffix('}')) {
+            Some(arg) => args[arg],
+            None => from,
+        };
+        let (_, digest) = image.split_once("@sha256:").expect("pinned by digest");
+        assert_eq!(digest.len(), 64, "{image}");
+        assert!(digest.chars().all(|c| c.is_ascii_hexdigit()), "{image}");
+    }
+    // The build image's Rust is the toolchain the project pins.
+    let toolchain = std::fs::read_to_string(repo_path("rust-toolchain.toml")).unwrap();
+    let channel = toolchain
+        .lines()
+        .find_map(|l| l.strip_prefix("channel = "))
+        .unwrap()
+        .trim_matches('"');
+    assert!(args["RUST_IMAGE"].contains(&format!("rust:{channel}-")));
+}

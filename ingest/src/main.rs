@@ -9,7 +9,8 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    adapters::telemetry::init_logging("info");
+    // Honours Lambda's logging controls: AWS_LAMBDA_LOG_FORMAT=JSON, AWS_LAMBDA_LOG_LEVEL.
+    lambda_runtime::tracing::init_default_subscriber();
     let config = IngestConfig::from_env()?;
     let ingest = Ingest::aws(config).await?;
     let ingest = &ingest;

@@ -96,8 +96,9 @@ impl AwsTarget {
 }
 
 impl TransformSettings {
-    /// The engine's options for these settings (the SQL file read, when one is named).
-    pub fn options(&self) -> anyhow::Result<TransformOptions> {
+    /// The engine's options for these settings: the SQL file, when one is named, read and
+    /// prepared.
+    pub async fn options(&self) -> anyhow::Result<TransformOptions> {
         let mut options = TransformOptions {
             curated_prefix: self.curated_prefix.clone(),
             rejects_prefix: self.rejects_prefix.clone(),
@@ -105,8 +106,7 @@ impl TransformSettings {
         };
         self.commit.apply(&mut options);
         if let Some(path) = &self.sql {
-            options.sql = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the SQL file {}", path.display()))?;
+            options.sql = crate::sql::TransformSql::from_file(path).await?;
         }
         Ok(options)
     }

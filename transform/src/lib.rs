@@ -62,8 +62,8 @@ use crate::quarantine::Quarantine;
 /// How to transform; `Default` gives the built-in SQL and the documented limits.
 #[derive(Debug, Clone)]
 pub struct TransformOptions {
-    /// The transform SQL over `raw_events` (default: `transform/sql/ghactivity.sql`).
-    pub sql: String,
+    /// The transform SQL over `raw_events`, prepared (default: `transform/sql/ghactivity.sql`).
+    pub sql: sql::TransformSql,
     /// Key prefix of the Parquet table in the lake.
     pub curated_prefix: String,
     /// Key prefix of the quarantine files.
@@ -106,7 +106,7 @@ pub struct Lake {
 impl Default for TransformOptions {
     fn default() -> TransformOptions {
         TransformOptions {
-            sql: sql::BUILTIN_SQL.to_string(),
+            sql: sql::TransformSql::builtin(),
             curated_prefix: DEFAULT_CURATED_PREFIX.to_string(),
             rejects_prefix: DEFAULT_REJECTS_PREFIX.to_string(),
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
@@ -422,7 +422,7 @@ async fn encode(
 
     // Stage 3: the SQL; stage 4: Parquet encoding on its own thread.
     let result = async {
-        let mut output = sql::execute(&options.sql, raw_events)
+        let mut output = sql::execute(options.sql.text(), raw_events)
             .await
             .context("running the transform SQL")?;
         let (batch_tx, mut batch_rx) = mpsc::channel::<RecordBatch>(2);

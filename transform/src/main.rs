@@ -9,10 +9,10 @@ use transform::handler::LambdaSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    adapters::telemetry::init_logging("info");
+    // Honours Lambda's logging controls: AWS_LAMBDA_LOG_FORMAT=JSON, AWS_LAMBDA_LOG_LEVEL.
+    lambda_runtime::tracing::init_default_subscriber();
     let settings = <LambdaSettings as clap::Parser>::try_parse_from(["transform"])?;
-    let options = settings.transform.options()?;
-    transform::sql::validate(&options.sql).await?;
+    let options = settings.transform.options().await?;
     let mut handler = settings.target.handler(options).await?;
     handler.emit_metrics = true;
     let handler = &handler;

@@ -52,16 +52,44 @@ pub(crate) async fn execute(
     frame.execute_stream().await
 }
 
-/// Checks that `sql` plans against `raw_events`, without reading anything: every entry point
-/// calls this before its first file, so a bad SQL fails at once with this message.
-pub async fn validate(sql: &str) -> anyhow::Result<SchemaRef> {
-    let (_, empty) =
-        futures::channel::mpsc::channel::<Result<datafusion::arrow::record_batch::RecordBatch>>(1);
-    let stream = Box::pin(RecordBatchStreamAdapter::new(raw_events_schema(), empty));
-    let planned = execute(sql, stream).await.map_err(|e| {
-        anyhow::Error::new(e).context("the transform SQL does not plan against raw_events")
-    })?;
-    Ok(planned.schema())
+/// The transform SQL, known to plan against `raw_events`: the engine takes only this, so a bad
+/// SQL fails once, before the first file, wherever the transform runs.
+#[derive(Clone, Debug)]
+pub struct TransformSql {
+    text: Arc<str>,
+}
+
+impl TransformSql {
+    /// Plans `text` against `raw_events` without reading anything.
+    pub async fn prepare(text: impl Into<Arc<str>>) -> anyhow::Result<TransformSql> {
+        let text = text.into();
+        let (_, empty) = futures::channel::mpsc::channel::<
+            Result<datafusion::arrow::record_batch::RecordBatch>,
+        >(1);
+        let stream = Box::pin(RecordBatchStreamAdapter::new(raw_events_schema(), empty));
+        execute(&text, stream).await.map_err(|e| {
+            anyhow::Error::new(e).context("the transform SQL does not plan against raw_events")
+        })?;
+        Ok(TransformSql { text })
+    }
+
+    /// Reads and prepares the SQL in `path`.
+    pub async fn from_file(path: &std::path::Path) -> anyhow::Result<TransformSql> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading the SQL file {}: {e}", path.display()))?;
+        TransformSql::prepare(text).await
+    }
+
+    /// `transform/sql/ghactivity.sql` (its test below prepares it).
+    pub fn builtin() -> TransformSql {
+        TransformSql {
+            text: Arc::from(BUILTIN_SQL),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
 }
 
 /// `raw_events` as a table that can be scanned once: the stream of the file being transformed.
@@ -151,5 +179,29 @@ impl ScalarUDFImpl for FirstSeen {
             .map(|i| Some(ids.is_valid(i) && seen.insert(ids.value(i))))
             .collect();
         Ok(ColumnarValue::Array(Arc::new(firsts)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_builtin_sql_plans() {
+        let prepared = TransformSql::prepare(BUILTIN_SQL).await.unwrap();
+        assert_eq!(prepared.text(), TransformSql::builtin().text());
+    }
+
+    #[tokio::test]
+    async fn a_sql_that_does_not_plan_is_refused_with_the_reason() {
+        let error = TransformSql::prepare("SELECT no_such_column FROM raw_events")
+            .await
+            .unwrap_err();
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("does not plan against raw_events"),
+            "{message}"
+        );
+        assert!(message.contains("no_such_column"), "{message}");
     }
 }

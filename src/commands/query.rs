@@ -1,0 +1,34 @@
+//! `elt query`: SQL over the local lake.
+
+use std::path::Path;
+
+use super::LakeArgs;
+use crate::lake::{self, Format};
+
+#[derive(clap::Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    lake: LakeArgs,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// For example: "SELECT event_type, count(*) FROM ghactivity GROUP BY 1 ORDER BY 2 DESC"
+    sql: String,
+}
+
+impl QueryArgs {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let lake = &self.lake;
+        query(&lake.lake, &lake.curated_prefix, &self.sql, self.format).await
+    }
+}
+
+/// `elt query`
+pub(super) async fn query(
+    lake_dir: &Path,
+    curated_prefix: &str,
+    sql: &str,
+    format: Format,
+) -> anyhow::Result<()> {
+    let batches = lake::query(lake_dir, curated_prefix, sql).await?;
+    lake::print(&batches, format, &mut std::io::stdout().lock())
+}

@@ -1,0 +1,150 @@
+//! `elt status`: the job's bookmark, lag, parked hours and last runs, for people.
+
+use std::io::Write;
+
+use events::jobs::IngestRun;
+use ingest::IngestConfig;
+
+use super::{job_store, label, utc, Target, TargetArgs};
+
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    config: ingest::IngestConfig,
+    /// How many runs to show.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+}
+
+impl StatusArgs {
+    pub async fn run(self) -> anyhow::Result<()> {
+        status(&self.target.target(), self.config, self.runs).await
+    }
+}
+
+/// `elt status`: the job's bookmark and its last runs, for people.
+async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyhow::Result<()> {
+    let (jobs, place) = job_store(target, &config).await?;
+    let job_id = &config.job_id;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "job {job_id} ({place})")?;
+    match jobs.get_job(job_id).await? {
+        None => writeln!(out, "  not set up yet: the first run creates it")?,
+        Some(job) => write_job(&mut out, &job, &config)?,
+    }
+    let records = jobs.recent_runs(job_id, runs).await?;
+    if records.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nlast {} runs, newest first:", records.len())?;
+    writeln!(
+        out,
+        "  {:<20} {:<9} {:<6} {:<13} {:>5} {:>10}  hours",
+        "started (UTC)", "kind", "status", "stop", "new", "MiB"
+    )?;
+    for value in records {
+        let Ok(run) = serde_json::from_value::<IngestRun>(value) else {
+            continue;
+        };
+        let span = match (run.hours.first(), run.hours.last()) {
+            (Some(a), Some(b)) if a.hour != b.hour => format!("{} .. {}", a.hour, b.hour),
+            (Some(a), _) => a.hour.to_string(),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "  {:<20} {:<9} {:<6} {:<13} {:>5} {:>10.1}  {span}{}",
+            run.started_at.format("%Y-%m-%d %H:%M:%S"),
+            label(&run.kind),
+            label(&run.status),
+            label(&run.stop),
+            run.hours_ingested,
+            run.bytes as f64 / (1024.0 * 1024.0),
+            run.error
+                .map(|e| format!("  error: {e}"))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(())
+}
+
+/// The job item, for people: bookmark, lag, lease, the failing hour, parked and queued hours.
+fn write_job(
+    out: &mut impl Write,
+    job: &events::jobs::Job,
+    config: &IngestConfig,
+) -> anyhow::Result<()> {
+    let now = config.now();
+    match &job.job_run_bookmark_details {
+        None => match job.baseline_day {
+            Some(day) => writeln!(out, "  bookmark: none yet (starts at {day} 00:00 UTC)")?,
+            None => writeln!(
+                out,
+                "  bookmark: none yet (starts {} days before the first run's day)",
+                job.baseline_days.unwrap_or(config.baseline_days)
+            )?,
+        },
+        Some(b) => {
+            let by = match (&b.updated_at, &b.run_id) {
+                (Some(at), Some(run)) => format!(", {} by run {run}", utc(*at)),
+                (Some(at), None) => format!(", {}", utc(*at)),
+                _ => ", written by hand".to_string(),
+            };
+            writeln!(
+                out,
+                "  bookmark: {} ({}{by}); next hour {}",
+                b.last_run_file_name,
+                label(&b.status),
+                b.last_run_file_name.next()
+            )?
+        }
+    }
+    let next = job.next_hour(config.start_hour, now, config.baseline_days);
+    let lag = events::jobs::lag_hours(next, now);
+    writeln!(
+        out,
+        "  lag: {lag} hours ended and not done (as of {})",
+        utc(now)
+    )?;
+    writeln!(out, "  version: {}", job.version)?;
+    if let Some(lease) = &job.lease {
+        let until = chrono::DateTime::from_timestamp_millis(lease.expires_at)
+            .map(utc)
+            .unwrap_or_default();
+        writeln!(out, "  held by run {} until {until}", lease.run_id)?;
+    }
+    if let Some(failing) = &job.failing_hour {
+        writeln!(
+            out,
+            "  FAILING: {} failed on {} of {} runs before it is parked: {}",
+            failing.hour, failing.attempts, config.missing_hour_attempts, failing.reason
+        )?;
+    }
+    for parked in &job.parked_hours {
+        writeln!(
+            out,
+            "  parked: {} ({}, {}): {}",
+            parked.hour,
+            parked.by,
+            utc(parked.parked_at),
+            parked.reason
+        )?;
+    }
+    for queued in &job.retry_hours {
+        let last = queued
+            .reason
+            .as_deref()
+            .map(|r| format!("; last: {r}"))
+            .unwrap_or_default();
+        writeln!(
+            out,
+            "  queued for retry: {} (since {}, {} failed runs{last})",
+            queued.hour,
+            utc(queued.queued_at),
+            queued.attempts
+        )?;
+    }
+    Ok(())
+}
