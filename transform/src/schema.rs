@@ -6,13 +6,14 @@
 
 use std::sync::{Arc, OnceLock};
 
-use datafusion::arrow::datatypes::{
-    DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit,
-};
+use datafusion::arrow::datatypes::{FieldRef, Schema, SchemaRef};
 use serde::Serialize;
+use serde_arrow::schema::{SchemaLike, TracingOptions};
 
 use crate::envelope::{Actor, Org, Repo};
 use crate::payload::Payload;
+
+mod sample;
 
 /// One row of `raw_events`, as serde_arrow appends it to the Arrow builders.
 #[derive(Serialize)]
@@ -35,161 +36,86 @@ pub(crate) struct RawEventRow<'a> {
     pub line: u64,
 }
 
-fn utf8(name: &str) -> Field {
-    Field::new(name, DataType::Utf8, true)
-}
-fn int(name: &str) -> Field {
-    Field::new(name, DataType::Int64, true)
-}
-fn boolean(name: &str) -> Field {
-    Field::new(name, DataType::Boolean, true)
-}
-fn timestamp(name: &str) -> Field {
-    Field::new(
-        name,
-        DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-        true,
-    )
-}
-fn strings(name: &str) -> Field {
-    Field::new(
-        name,
-        DataType::List(Arc::new(Field::new("element", DataType::Utf8, false))),
-        true,
-    )
-}
-fn object(name: &str, fields: Vec<Field>) -> Field {
-    Field::new(name, DataType::Struct(Fields::from(fields)), true)
-}
-fn user(name: &str) -> Field {
-    object(name, vec![utf8("login")])
+/// The fields that serialise as plain `i64` but are times: milliseconds since the epoch, UTC.
+const TIMESTAMPS: [&str; 4] = [
+    "created_at",
+    "payload.issue.closed_at",
+    "payload.pull_request.closed_at",
+    "payload.pull_request.merged_at",
+];
+/// How the rows are traced: plain `Utf8` strings and lists, and the times above.
+fn tracing_options() -> serde_arrow::Result<TracingOptions> {
+    let mut options = TracingOptions::default()
+        .strings_as_large_utf8(false)
+        .sequence_as_large_list(false);
+    for path in TIMESTAMPS {
+        let field = serde_json::json!({
+            "name": last_name(path),
+            "data_type": "Timestamp(Millisecond, Some(\"UTC\"))",
+            "nullable": path != "created_at",
+        });
+        options = options.overwrite(path, field)?;
+    }
+    Ok(options)
 }
 
-/// The Arrow schema of `raw_events`; field for field the serialised form of [`RawEventRow`].
+fn last_name(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
+/// The Arrow schema of `raw_events`: what [`RawEventRow`] and the structs it holds serialise
+/// to, traced by serde_arrow from [`sample::full_row`], so the rows the parsers append and their
+/// schema cannot drift apart.
 pub fn raw_events_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
-            let git_ref = |name: &str| object(name, vec![utf8("ref"), utf8("sha")]);
-            // Issues and pull requests share their first fields (same order as the structs).
-            let issue_like = |name: &str, own: Vec<Field>| {
-                let mut fields = vec![
-                    int("id"),
-                    int("number"),
-                    utf8("title"),
-                    utf8("body"),
-                    utf8("state"),
-                    boolean("locked"),
-                    strings("labels"),
-                    user("assignee"),
-                    strings("assignees"),
-                    int("comments"),
-                    utf8("author_association"),
-                    timestamp("closed_at"),
-                ];
-                fields.extend(own);
-                fields.push(user("user"));
-                object(name, fields)
-            };
-            let issue = issue_like("issue", vec![]);
-            let pull_request = issue_like(
-                "pull_request",
-                vec![
-                    timestamp("merged_at"),
-                    boolean("merged"),
-                    utf8("merge_commit_sha"),
-                    git_ref("head"),
-                    git_ref("base"),
-                    int("additions"),
-                    int("deletions"),
-                    int("changed_files"),
-                    int("commits"),
-                    int("review_comments"),
-                    strings("requested_reviewers"),
-                ],
-            );
-            let comment = object(
-                "comment",
-                vec![
-                    int("id"),
-                    utf8("body"),
-                    utf8("path"),
-                    int("position"),
-                    int("line"),
-                    utf8("commit_id"),
-                    utf8("diff_hunk"),
-                    utf8("author_association"),
-                    user("user"),
-                ],
-            );
-            let review = object(
-                "review",
-                vec![
-                    int("id"),
-                    utf8("state"),
-                    utf8("body"),
-                    utf8("commit_id"),
-                    utf8("author_association"),
-                    user("user"),
-                ],
-            );
-            let release = object(
-                "release",
-                vec![
-                    int("id"),
-                    utf8("tag_name"),
-                    utf8("name"),
-                    utf8("body"),
-                    user("author"),
-                ],
-            );
-            let payload = Field::new(
-                "payload",
-                DataType::Struct(Fields::from(vec![
-                    utf8("action"),
-                    utf8("ref"),
-                    utf8("ref_type"),
-                    utf8("head"),
-                    utf8("before"),
-                    int("push_id"),
-                    int("size"),
-                    int("distinct_size"),
-                    int("number"),
-                    issue,
-                    pull_request,
-                    comment,
-                    review,
-                    release,
-                    user("member"),
-                    object("forkee", vec![int("id"), utf8("full_name")]),
-                ])),
-                false,
-            );
-            Arc::new(Schema::new(vec![
-                Field::new("id", DataType::Int64, false),
-                Field::new("type", DataType::Utf8, false),
-                Field::new(
-                    "created_at",
-                    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                    false,
-                ),
-                object(
-                    "actor",
-                    vec![int("id"), utf8("login"), utf8("display_login")],
-                ),
-                object("repo", vec![int("id"), utf8("name")]),
-                object("org", vec![int("id"), utf8("login")]),
-                boolean("public"),
-                payload,
-                utf8("payload_json"),
-                utf8("other"),
-                Field::new("source_file", DataType::Utf8, false),
-                Field::new("line", DataType::UInt64, false),
-            ]))
+            let fields = tracing_options()
+                .and_then(|options| Vec::<FieldRef>::from_samples(&[sample::full_row()], options));
+            // The types are fixed at compile time, and a unit test traces them.
+            #[allow(clippy::expect_used)]
+            let fields = fields.expect("tracing raw_events from RawEventRow");
+            Arc::new(Schema::new(fields))
         })
         .clone()
 }
 
 pub(crate) fn raw_events_fields() -> Vec<FieldRef> {
     raw_events_schema().fields().iter().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_is_traced_from_the_rows() {
+        let schema = raw_events_schema();
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "id",
+                "type",
+                "created_at",
+                "actor",
+                "repo",
+                "org",
+                "public",
+                "payload",
+                "payload_json",
+                "other",
+                "source_file",
+                "line"
+            ]
+        );
+        // What every record has is declared so; the rest may be null.
+        for field in schema.fields() {
+            let required = ["id", "type", "created_at", "payload", "source_file", "line"];
+            assert_eq!(
+                field.is_nullable(),
+                !required.contains(&field.name().as_str())
+            );
+        }
+    }
 }
