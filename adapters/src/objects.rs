@@ -110,6 +110,7 @@ pub async fn open_reader(
         .await
         .with_context(|| format!("reading {key}"))?;
     let meta = result.meta.clone();
+    // Read ahead a few chunks on the runtime while the reader thread works on the last ones.
     let (sender, receiver) = tokio::sync::mpsc::channel(4);
     let mut stream = result.into_stream();
     tokio::spawn(async move {
@@ -121,7 +122,19 @@ pub async fn open_reader(
             }
         }
     });
-    Ok((Box::new(ChannelReader::new(receiver)), meta))
+    let reader = blocking_reader(receiver, tokio::runtime::Handle::current());
+    Ok((Box::new(reader), meta))
+}
+
+/// Chunks arriving over a channel as a blocking `Read`, for a reader on a thread of its own
+/// (`handle` is the runtime the chunks come from). The channel ending is the end of the stream;
+/// an error chunk is a read error.
+pub fn blocking_reader(
+    receiver: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    handle: tokio::runtime::Handle,
+) -> impl std::io::Read + Send {
+    let chunks = tokio_stream::wrappers::ReceiverStream::new(receiver);
+    tokio_util::io::SyncIoBridge::new_with_handle(tokio_util::io::StreamReader::new(chunks), handle)
 }
 
 /// Chunks arriving over a channel as a blocking `Read`, for a reader on its own thread. The
