@@ -22,6 +22,8 @@
 
 mod complete;
 mod rules;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
