@@ -1,5 +1,6 @@
-//! The job-state port: the `jobs` item of each job and its run records in `job_run_details`;
-//! and [`update_job`], the one way the item is changed.
+//! The job-state port: the `jobs` item of each job (its bookmark, lease and hours set aside),
+//! and [`update_job`], the one way the item is changed. The job's run records are the other
+//! port, [`crate::RunLog`].
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use async_trait::async_trait;
 use events::jobs::Job;
 use rand::Rng;
 
-/// Where jobs keep their bookmark and their run history.
+/// Where jobs keep their item: the ingest, and `elt skip | retry | status`.
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// The job's item, read consistently; `None` if the job has never been set up.
@@ -19,28 +20,7 @@ pub trait JobStore: Send + Sync {
     /// know are kept (see `events::jobs::JOB_ATTRIBUTES`). Returns false, writing nothing, when
     /// another writer got there first.
     async fn put_job(&self, job: &Job, expected: Option<u64>) -> anyhow::Result<bool>;
-
-    /// Adds a run record under `job_id` at `job_run_time` (epoch ms). It never replaces another
-    /// run's record: if that time is taken it moves on by a millisecond. A record already stored
-    /// with the same `run_id` (a retry after a lost reply) is not stored twice. Returns the time
-    /// used.
-    async fn add_run(
-        &self,
-        job_id: &str,
-        job_run_time: i64,
-        record: &serde_json::Value,
-    ) -> anyhow::Result<i64>;
-
-    /// The job's latest `limit` run records, newest first.
-    async fn recent_runs(
-        &self,
-        job_id: &str,
-        limit: usize,
-    ) -> anyhow::Result<Vec<serde_json::Value>>;
 }
-
-/// How many taken run times `add_run` steps over before it gives up.
-pub(crate) const RUN_TIME_PROBES: i64 = 1000;
 
 /// What a change makes of the job item as it is stored now. Short-lived, one at a time: the
 /// size of the item inline costs nothing worth a box.
@@ -180,14 +160,6 @@ mod tests {
                 anyhow::bail!("connection reset (after the write)");
             }
             Ok(true)
-        }
-
-        async fn add_run(&self, _: &str, t: i64, _: &serde_json::Value) -> anyhow::Result<i64> {
-            Ok(t)
-        }
-
-        async fn recent_runs(&self, _: &str, _: usize) -> anyhow::Result<Vec<serde_json::Value>> {
-            Ok(Vec::new())
         }
     }
 

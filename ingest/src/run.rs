@@ -15,11 +15,11 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use adapters::{update_job, JobStore, WriteRetry};
+use adapters::{update_job, JobStore, RunLog, WriteRetry};
 use chrono::{DateTime, Duration, Utc};
 use events::jobs::{
     lag_hours, BookmarkStatus, HourOutcome, HourResult, IngestRun, Job, ParkedHour, RunKind,
-    RunStatus, StopReason,
+    RunRecord, RunStatus, StopReason,
 };
 use events::Hour;
 use futures::StreamExt;
@@ -37,7 +37,10 @@ pub type Notify = tokio::sync::mpsc::UnboundedSender<HourResult>;
 pub struct Ingest {
     pub config: IngestConfig,
     pub fetcher: Fetcher,
+    /// The job's item: bookmark, lease, hours set aside.
     pub jobs: Arc<dyn JobStore>,
+    /// Where each run's record goes.
+    pub runs: Arc<dyn RunLog>,
     pub notify: Option<Notify>,
 }
 
@@ -526,15 +529,11 @@ impl Ingest {
     /// Writes the run record to `job_run_details`, trying `RECORD_ATTEMPTS` times; answers the
     /// `job_run_time` it was stored at.
     async fn write_record(&self, record: &IngestRun) -> anyhow::Result<i64> {
-        let value = serde_json::to_value(record)?;
+        let stored = RunRecord::Ingest(record.clone());
         let retry = WriteRetry::default();
         let mut attempt = 1;
         loop {
-            match self
-                .jobs
-                .add_run(&record.job_id, record.job_run_time, &value)
-                .await
-            {
+            match self.runs.add_run(&stored).await {
                 Ok(time) => return Ok(time),
                 Err(e) if attempt < RECORD_ATTEMPTS => {
                     tracing::warn!(
@@ -547,7 +546,9 @@ impl Ingest {
                     attempt += 1;
                 }
                 Err(e) => {
-                    tracing::error!(record = %value, error = format!("{e:#}"), "the run record could not be written");
+                    // The whole record in the log, as JSON, so that it is not lost.
+                    let json = serde_json::to_string(record).unwrap_or_default();
+                    tracing::error!(record = %json, error = format!("{e:#}"), "the run record could not be written");
                     anyhow::bail!(
                         "the run record could not be written to the run table after {RECORD_ATTEMPTS} attempts ({e:#}); the run ended {:?} with {} hours ingested{}",
                         record.status,
