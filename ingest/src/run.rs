@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use adapters::{update_job, JobStore, RunLog, WriteRetry};
+use backon::Retryable;
 use chrono::{DateTime, Duration, Utc};
 use events::jobs::{
     lag_hours, BookmarkStatus, HourOutcome, HourResult, IngestRun, Job, ParkedHour, RunKind,
@@ -530,34 +531,33 @@ impl Ingest {
     /// `job_run_time` it was stored at.
     async fn write_record(&self, record: &IngestRun) -> anyhow::Result<i64> {
         let stored = RunRecord::Ingest(record.clone());
-        let retry = WriteRetry::default();
-        let mut attempt = 1;
-        loop {
-            match self.runs.add_run(&stored).await {
-                Ok(time) => return Ok(time),
-                Err(e) if attempt < RECORD_ATTEMPTS => {
-                    tracing::warn!(
-                        run_id = record.run_id,
-                        attempt,
-                        error = format!("{e:#}"),
-                        "writing the run record failed; retrying"
-                    );
-                    tokio::time::sleep(retry.pause(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    // The whole record in the log, as JSON, so that it is not lost.
-                    let json = serde_json::to_string(record).unwrap_or_default();
-                    tracing::error!(record = %json, error = format!("{e:#}"), "the run record could not be written");
-                    anyhow::bail!(
-                        "the run record could not be written to the run table after {RECORD_ATTEMPTS} attempts ({e:#}); the run ended {:?} with {} hours ingested{}",
-                        record.status,
-                        record.hours_ingested,
-                        record.error.as_ref().map(|e| format!(", error: {e}")).unwrap_or_default()
-                    )
-                }
-            }
-        }
+        let retry = WriteRetry {
+            attempts: RECORD_ATTEMPTS,
+            ..WriteRetry::default()
+        };
+        let written = (|| self.runs.add_run(&stored))
+            .retry(retry.backoff())
+            .sleep(tokio::time::sleep)
+            .notify(|e, _| {
+                let error = format!("{e:#}");
+                tracing::warn!(
+                    run_id = record.run_id,
+                    error,
+                    "writing the run record failed; retrying"
+                );
+            })
+            .await;
+        written.map_err(|e| {
+            // The whole record in the log, as JSON, so that it is not lost.
+            let json = serde_json::to_string(record).unwrap_or_default();
+            tracing::error!(record = %json, error = format!("{e:#}"), "the run record could not be written");
+            anyhow::anyhow!(
+                "the run record could not be written to the run table after {RECORD_ATTEMPTS} attempts ({e:#}); the run ended {:?} with {} hours ingested{}",
+                record.status,
+                record.hours_ingested,
+                record.error.as_ref().map(|e| format!(", error: {e}")).unwrap_or_default()
+            )
+        })
     }
 }
 
