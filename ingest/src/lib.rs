@@ -3,6 +3,8 @@
 //! (`src/main.rs`) and `elt ingest | backfill | run` build the adapters and call [`Ingest`].
 
 pub mod changes;
+mod check;
+mod chunks;
 pub mod config;
 pub mod fetch;
 pub mod metrics;
