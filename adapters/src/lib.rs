@@ -23,7 +23,7 @@ pub mod telemetry;
 
 pub use commits::CommitStore;
 pub use dynamo::DynamoJobStore;
-pub use jobs::{update_job, Decision, JobStore, Updated, WriteRetry};
+pub use jobs::{update_job, Decision, JobStore, WriteRetry};
 pub use runs::{RunLog, StoredRun};
 pub use sqlite::SqliteJobStore;
 

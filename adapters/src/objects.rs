@@ -21,7 +21,10 @@ pub fn s3(sdk: &aws_config::SdkConfig, bucket: &str) -> anyhow::Result<Arc<dyn O
     anyhow::ensure!(!bucket.is_empty(), "no bucket name given");
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
     if let Some(credentials) = sdk.credentials_provider() {
-        builder = builder.with_credentials(Arc::new(SdkCredentials::new(credentials)));
+        builder = builder.with_credentials(Arc::new(SdkCredentials {
+            provider: credentials,
+            cached: tokio::sync::Mutex::default(),
+        }));
     }
     if let Some(region) = sdk.region() {
         builder = builder.with_region(region.as_ref());
@@ -49,15 +52,6 @@ pub fn s3(sdk: &aws_config::SdkConfig, bucket: &str) -> anyhow::Result<Arc<dyn O
 struct SdkCredentials {
     provider: SharedCredentialsProvider,
     cached: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
-}
-
-impl SdkCredentials {
-    fn new(provider: SharedCredentialsProvider) -> SdkCredentials {
-        SdkCredentials {
-            provider,
-            cached: tokio::sync::Mutex::new(None),
-        }
-    }
 }
 
 #[async_trait::async_trait]

@@ -64,7 +64,7 @@ fn closed() -> io::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::RawCompression;
+    use crate::config::RawCompression;
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

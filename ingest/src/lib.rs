@@ -12,9 +12,10 @@ pub mod operate;
 pub mod run;
 pub mod source;
 
-pub use config::{IngestConfig, RawCompression};
-pub use fetch::{Fetched, Fetcher, Stored};
-pub use run::{Ingest, Notify};
+pub use config::IngestConfig;
+pub use run::Ingest;
+
+use fetch::Fetcher;
 
 /// Local mode keeps the raw files under `LAKE/raw/` and the job state in this SQLite file.
 pub const LOCAL_RAW_DIR: &str = "raw";
