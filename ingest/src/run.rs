@@ -356,3 +356,6 @@ impl Ingest {
             .map_or(true, |left| left < margin)
     }
 }
+
+#[cfg(test)]
+mod tests;
