@@ -11,7 +11,7 @@ mod common;
 mod support;
 
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -67,28 +67,58 @@ fn row(name: &str, m: &[Measured], mib: f64) {
     );
 }
 
-fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return;
+/// The benchmark's setting: the hour file, the HTTP server that serves it, and the emulator.
+struct Bench {
+    elt: &'static str,
+    runs: usize,
+    events: u64,
+    dir: PathBuf,
+    input: PathBuf,
+    gz_bytes: u64,
+    http_port: u16,
+    _http: Server,
+    world: support::AwsWorld,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Bench {
+    fn start() -> Bench {
+        let elt = env!("CARGO_BIN_EXE_elt");
+        let events: u64 = env_number("BENCH_EVENTS", 150_000);
+        let (dir, input) = hour_file(elt, events);
+        let gz_bytes = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
+        let http_port = free_port();
+        let http = serve(&dir, http_port);
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        let world = runtime.block_on(support::AwsWorld::new(false));
+        Bench {
+            elt,
+            runs: env_number("BENCH_RUNS", 3),
+            events,
+            dir,
+            input,
+            gz_bytes,
+            http_port,
+            _http: http,
+            world,
+            runtime,
+        }
     }
-    let elt = env!("CARGO_BIN_EXE_elt");
-    let events: u64 = env_number("BENCH_EVENTS", 150_000);
-    let runs: usize = env_number("BENCH_RUNS", 3);
-    let (dir, input) = hour_file(elt, events);
-    let gz_bytes = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0);
-    let gz_mib = gz_bytes as f64 / (1024.0 * 1024.0);
 
-    let http_port = free_port();
-    let _http = serve(&dir, http_port);
-    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let world = runtime.block_on(support::AwsWorld::new(false));
-    let endpoint = &support::moto().endpoint;
+    fn gz_mib(&self) -> f64 {
+        self.gz_bytes as f64 / (1024.0 * 1024.0)
+    }
 
-    let url = format!("http://127.0.0.1:{http_port}/2024-03-05-14.json.gz");
-    let ingest = |run: usize, compression: &str| {
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/2024-03-05-14.json.gz", self.http_port)
+    }
+
+    /// `elt ingest --aws` of the hour, run `run` with `RAW_COMPRESSION=compression`: its
+    /// measure and the bytes it stored.
+    fn ingest(&self, run: usize, compression: &str) -> (Measured, u64) {
         let m = measure(
-            world
-                .command(elt, &["ingest", "--aws"])
+            self.world
+                .command(self.elt, &["ingest", "--aws"])
                 // Timeouts and backoff as on AWS, not the tests' short ones.
                 .env("READ_TIMEOUT_SECONDS", "30")
                 .env("RETRY_BASE_MS", "500")
@@ -97,7 +127,7 @@ fn main() {
                 .env("RAW_COMPRESSION", compression)
                 .env(
                     "GHARCHIVE_BASE_URL",
-                    format!("http://127.0.0.1:{http_port}/"),
+                    format!("http://127.0.0.1:{}/", self.http_port),
                 )
                 .env("INGEST_START_HOUR", "2024-03-05-14")
                 .env("INGEST_UNTIL_HOUR", "2024-03-05-14")
@@ -111,34 +141,80 @@ fn main() {
         assert_eq!(record["hours_ingested"], 1, "{record}");
         let stored = record["bytes"].as_u64().unwrap_or(0);
         (m, stored)
-    };
+    }
 
-    let plain: Vec<Measured> = (0..runs).map(|run| ingest(run, "none").0).collect();
-    let mut zstd_bytes = 0;
-    let zstd: Vec<Measured> = (0..runs)
-        .map(|run| {
-            let (m, stored) = ingest(run, "zstd");
-            zstd_bytes = stored;
-            m
-        })
-        .collect();
-    let fetched = dir.join("curl.json.gz");
-    let curl: Vec<Measured> = (0..runs)
-        .map(|_| {
-            let m = measure(
-                Command::new("curl")
-                    .args(["-sS", "-o"])
-                    .arg(&fetched)
-                    .arg(&url)
-                    .stdout(Stdio::null()),
-            );
-            assert!(m.ok, "curl failed");
-            m
-        })
-        .collect();
-    let _ = std::fs::remove_file(&fetched);
+    /// Every run's measure with `compression`, and the bytes the last one stored.
+    fn ingest_runs(&self, compression: &str) -> (Vec<Measured>, u64) {
+        let mut stored = 0;
+        let measured = (0..self.runs)
+            .map(|run| {
+                let (m, bytes) = self.ingest(run, compression);
+                stored = bytes;
+                m
+            })
+            .collect();
+        (measured, stored)
+    }
 
-    println!("input: {url} — {events} events, {gz_mib:.0} MiB gzip; S3 is moto at {endpoint}");
+    /// `curl -o` of the same URL, the floor of the download.
+    fn curl_runs(&self) -> Vec<Measured> {
+        let fetched = self.dir.join("curl.json.gz");
+        let curl = (0..self.runs)
+            .map(|_| {
+                let m = measure(
+                    Command::new("curl")
+                        .args(["-sS", "-o"])
+                        .arg(&fetched)
+                        .arg(self.url())
+                        .stdout(Stdio::null()),
+                );
+                assert!(m.ok, "curl failed");
+                m
+            })
+            .collect();
+        let _ = std::fs::remove_file(&fetched);
+        curl
+    }
+
+    /// What the zstd raw file saves the transform: the same hour from each raw file.
+    fn compare_transforms(&self) {
+        let zst = self.dir.join("2024-03-05-14.json.zst");
+        let stored = self
+            .runtime
+            .block_on(self.world.get("zstd-0/2024-03-05-14.json.zst"))
+            .expect("the zstd object is stored");
+        std::fs::write(&zst, stored).expect("the zstd object is written");
+        let transform = |raw: &Path| -> Vec<Measured> {
+            (0..self.runs)
+                .map(|run| {
+                    let lake = self.dir.join(format!("ingest-lake-{run}"));
+                    common::transform(self.elt, &lake, raw, Stdio::null())
+                })
+                .collect()
+        };
+        let from_gzip = transform(&self.input);
+        let from_zstd = transform(&zst);
+        let _ = std::fs::remove_file(&zst);
+        row("elt transform of the .json.gz", &from_gzip, self.gz_mib());
+        row("elt transform of the .json.zst", &from_zstd, self.gz_mib());
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let bench = Bench::start();
+    let (plain, _) = bench.ingest_runs("none");
+    let (zstd, zstd_bytes) = bench.ingest_runs("zstd");
+    let curl = bench.curl_runs();
+
+    let (events, gz_mib) = (bench.events, bench.gz_mib());
+    let endpoint = &support::moto().endpoint;
+    println!(
+        "input: {} — {events} events, {gz_mib:.0} MiB gzip; S3 is moto at {endpoint}",
+        bench.url()
+    );
     println!(
         "{:<40} {:>8} {:>10} {:>14}",
         "", "wall s", "MiB/s", "peak RSS MiB"
@@ -149,26 +225,7 @@ fn main() {
     println!(
         "zstd raw object: {:.1} MiB ({:.0}% of the gzip)",
         zstd_bytes as f64 / (1024.0 * 1024.0),
-        100.0 * zstd_bytes as f64 / gz_bytes as f64
+        100.0 * zstd_bytes as f64 / bench.gz_bytes as f64
     );
-
-    // What the zstd raw file saves the transform: the same hour from each raw file.
-    let zst = dir.join("2024-03-05-14.json.zst");
-    let stored = runtime
-        .block_on(world.get("zstd-0/2024-03-05-14.json.zst"))
-        .expect("the zstd object is stored");
-    std::fs::write(&zst, stored).expect("the zstd object is written");
-    let transform = |raw: &Path| -> Vec<Measured> {
-        (0..runs)
-            .map(|run| {
-                let lake = dir.join(format!("ingest-lake-{run}"));
-                common::transform(elt, &lake, raw, Stdio::null())
-            })
-            .collect()
-    };
-    let from_gzip = transform(&input);
-    let from_zstd = transform(&zst);
-    let _ = std::fs::remove_file(&zst);
-    row("elt transform of the .json.gz", &from_gzip, gz_mib);
-    row("elt transform of the .json.zst", &from_zstd, gz_mib);
+    bench.compare_transforms();
 }

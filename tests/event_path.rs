@@ -7,8 +7,9 @@ mod support;
 use std::collections::BTreeMap;
 use std::process::Output;
 
-use adapters::JobStore;
+use adapters::RunLog;
 use aws_sdk_sqs::types::QueueAttributeName;
+use events::jobs::{RunRecord, RunStatus};
 use events::TransformSummary;
 use support::{unique, AwsWorld};
 
@@ -285,12 +286,19 @@ async fn notified_files_become_parquet_and_poison_goes_to_the_dlq_and_back() {
         .recent_runs(transform::handler::TRANSFORM_JOB_ID, 100)
         .await
         .unwrap();
+    let statuses: Vec<RunStatus> = runs
+        .iter()
+        .map(|r| match r {
+            Ok(RunRecord::Transform(run)) => run.status,
+            other => panic!("not a transform run: {other:?}"),
+        })
+        .collect();
     assert!(
-        runs.iter().any(|r| r["status"] == "error"),
+        statuses.contains(&RunStatus::Error),
         "the poison's failures are recorded"
     );
     assert_eq!(
-        runs.iter().filter(|r| r["status"] == "ok").count(),
+        statuses.iter().filter(|s| **s == RunStatus::Ok).count(),
         3,
         "one run record per file done"
     );

@@ -8,9 +8,9 @@ use std::io::Read;
 use std::process::Output;
 use std::time::Duration;
 
-use adapters::JobStore;
+use adapters::RunLog;
 use aws_sdk_dynamodb::types::AttributeValue;
-use events::jobs::{HourOutcome, IngestRun, Job, RunKind, RunStatus, StopReason};
+use events::jobs::{HourOutcome, IngestRun, Job, RunKind, RunRecord, RunStatus, StopReason};
 use events::Hour;
 use gh_elt::gen::{generate, GenOptions};
 use support::{AwsWorld, Fault, Mirror};
@@ -119,7 +119,10 @@ async fn runs(world: &AwsWorld) -> Vec<IngestRun> {
         .await
         .unwrap()
         .into_iter()
-        .map(|v| serde_json::from_value(v).unwrap())
+        .map(|stored| match stored {
+            Ok(RunRecord::Ingest(run)) => run,
+            other => panic!("not an ingest run: {other:?}"),
+        })
         .collect()
 }
 
@@ -997,6 +1000,35 @@ fn assert_status_says(world: &AwsWorld, now: &str, texts: &[&str]) {
     for expected in texts {
         assert!(text.contains(expected), "{expected}: {text}");
     }
+}
+
+#[tokio::test]
+async fn status_shows_a_run_record_it_cannot_read_and_why() {
+    let world = AwsWorld::new(false).await;
+    let job_id = events::jobs::DEFAULT_INGEST_JOB_ID;
+    // Written by hand, or by a version of the ingest that wrote other fields.
+    let stored = item(
+        job_id,
+        &[
+            ("job_run_time", AttributeValue::N("1709691000000".into())),
+            ("note", AttributeValue::S("by hand".into())),
+        ],
+    );
+    aws_sdk_dynamodb::Client::new(&world.sdk)
+        .put_item()
+        .table_name(&world.runs_table)
+        .set_item(Some(stored))
+        .send()
+        .await
+        .unwrap();
+    assert_status_says(
+        &world,
+        "2024-03-06T03:00:00Z",
+        &[
+            "last 1 runs, newest first:",
+            "2024-03-06 02:10:00  the run record at job_run_time 1709691000000 could not be read: not an ingest run record: missing field `run_id`",
+        ],
+    );
 }
 
 /// `elt ARGS --aws` for an operator command: its JSON line, or its error.

@@ -1,5 +1,5 @@
-//! [`JobStore`] on DynamoDB: the `jobs` table (key `job_id`) and `job_run_details` (keys `job_id`,
-//! `job_run_time`).
+//! [`JobStore`] and [`RunLog`] on DynamoDB: the `jobs` table (key `job_id`) and
+//! `job_run_details` (keys `job_id`, `job_run_time`).
 
 use std::collections::HashMap;
 
@@ -11,9 +11,10 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use aws_sdk_dynamodb::Client;
-use events::jobs::Job;
+use events::jobs::{Job, RunRecord, UnreadableRun};
 
-use crate::jobs::{JobStore, RUN_TIME_PROBES};
+use crate::jobs::JobStore;
+use crate::runs::{add_at_free_time, run_id_of, RunLog, RunSlots, StoredRun};
 
 pub struct DynamoJobStore {
     pub(crate) client: Client,
@@ -133,31 +134,6 @@ impl DynamoJobStore {
             .with_context(|| format!("reading job {job_id} from {}", self.jobs_table))?;
         Ok(output.item)
     }
-
-    /// The `run_id` of the run record stored at `job_run_time`, if any.
-    async fn stored_run_id(
-        &self,
-        job_id: &str,
-        job_run_time: i64,
-    ) -> anyhow::Result<Option<serde_json::Value>> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.runs_table)
-            .key("job_id", AttributeValue::S(job_id.to_string()))
-            .key("job_run_time", AttributeValue::N(job_run_time.to_string()))
-            .projection_expression("run_id")
-            .consistent_read(true)
-            .send()
-            .await
-            .with_context(|| format!("reading a run of {job_id} from {}", self.runs_table))?;
-        Ok(
-            match output.item.and_then(|mut item| item.remove("run_id")) {
-                Some(AttributeValue::S(id)) => Some(id.into()),
-                _ => None,
-            },
-        )
-    }
 }
 
 #[async_trait]
@@ -202,48 +178,56 @@ impl JobStore for DynamoJobStore {
                 .context(format!("writing job {} to {}", job.job_id, self.jobs_table))),
         }
     }
+}
 
-    async fn add_run(
+#[async_trait]
+impl RunSlots for DynamoJobStore {
+    async fn insert_run(
         &self,
         job_id: &str,
-        job_run_time: i64,
-        record: &serde_json::Value,
-    ) -> anyhow::Result<i64> {
-        let mut item: HashMap<String, AttributeValue> = serde_dynamo::to_item(record)?;
-        item.insert("job_id".into(), AttributeValue::S(job_id.to_string()));
-        for time in job_run_time..job_run_time + RUN_TIME_PROBES {
-            item.insert("job_run_time".into(), AttributeValue::N(time.to_string()));
-            let result = self
-                .client
-                .put_item()
-                .table_name(&self.runs_table)
-                .set_item(Some(item.clone()))
-                .condition_expression("attribute_not_exists(job_run_time)")
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(time),
-                Err(e) if condition_failed(&e) => {
-                    let ours = record.get("run_id").filter(|id| id.is_string());
-                    if ours.is_some() && self.stored_run_id(job_id, time).await?.as_ref() == ours {
-                        // Ours: an earlier try was stored, and its reply lost.
-                        return Ok(time);
-                    }
-                }
-                Err(e) => {
-                    return Err(anyhow::Error::new(e)
-                        .context(format!("writing a run of {job_id} to {}", self.runs_table)))
-                }
-            }
+        _job_run_time: i64,
+        item: &serde_json::Value,
+    ) -> anyhow::Result<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.runs_table)
+            .set_item(Some(serde_dynamo::to_item(item)?))
+            .condition_expression("attribute_not_exists(job_run_time)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if condition_failed(&e) => Ok(false),
+            Err(e) => Err(anyhow::Error::new(e)
+                .context(format!("writing a run of {job_id} to {}", self.runs_table))),
         }
-        anyhow::bail!("no free job_run_time for {job_id} near {job_run_time}")
     }
 
-    async fn recent_runs(
-        &self,
-        job_id: &str,
-        limit: usize,
-    ) -> anyhow::Result<Vec<serde_json::Value>> {
+    async fn run_id_at(&self, job_id: &str, job_run_time: i64) -> anyhow::Result<Option<String>> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.runs_table)
+            .key("job_id", AttributeValue::S(job_id.to_string()))
+            .key("job_run_time", AttributeValue::N(job_run_time.to_string()))
+            .projection_expression("run_id")
+            .consistent_read(true)
+            .send()
+            .await
+            .with_context(|| format!("reading a run of {job_id} from {}", self.runs_table))?;
+        let item = output.item.map(serde_dynamo::from_item).transpose()?;
+        Ok(item.as_ref().and_then(run_id_of))
+    }
+}
+
+#[async_trait]
+impl RunLog for DynamoJobStore {
+    async fn add_run(&self, record: &RunRecord) -> anyhow::Result<i64> {
+        add_at_free_time(self, record).await
+    }
+
+    async fn recent_runs(&self, job_id: &str, limit: usize) -> anyhow::Result<Vec<StoredRun>> {
         let output = self
             .client
             .query()
@@ -255,12 +239,26 @@ impl JobStore for DynamoJobStore {
             .send()
             .await
             .with_context(|| format!("reading runs of {job_id} from {}", self.runs_table))?;
-        output
-            .items
-            .unwrap_or_default()
+        let items = output.items.unwrap_or_default();
+        Ok(items
             .into_iter()
-            .map(|item| serde_dynamo::from_item(item).map_err(anyhow::Error::from))
-            .collect()
+            .map(|item| read_run(job_id, item))
+            .collect())
+    }
+}
+
+/// A stored run item as its job's kind of record, or why it cannot be.
+fn read_run(job_id: &str, item: HashMap<String, AttributeValue>) -> StoredRun {
+    let job_run_time = match item.get("job_run_time") {
+        Some(AttributeValue::N(n)) => n.parse().ok(),
+        _ => None,
+    };
+    match serde_dynamo::from_item(item) {
+        Ok(item) => RunRecord::read(job_id, job_run_time, item),
+        Err(e) => Err(UnreadableRun {
+            job_run_time,
+            error: format!("not a document: {e}"),
+        }),
     }
 }
 

@@ -1,13 +1,15 @@
-//! The job-state port: the `jobs` item of each job and its run records in `job_run_details`;
-//! and [`update_job`], the one way the item is changed.
+//! The job-state port: the `jobs` item of each job (its bookmark, lease and hours set aside),
+//! and [`update_job`], the one way the item is changed. The job's run records are the other
+//! port, [`crate::RunLog`].
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use events::jobs::Job;
-use rand::Rng;
 
-/// Where jobs keep their bookmark and their run history.
+/// Where jobs keep their item: the ingest, and `elt skip | retry | status`.
 #[async_trait]
 pub trait JobStore: Send + Sync {
     /// The job's item, read consistently; `None` if the job has never been set up.
@@ -19,28 +21,7 @@ pub trait JobStore: Send + Sync {
     /// know are kept (see `events::jobs::JOB_ATTRIBUTES`). Returns false, writing nothing, when
     /// another writer got there first.
     async fn put_job(&self, job: &Job, expected: Option<u64>) -> anyhow::Result<bool>;
-
-    /// Adds a run record under `job_id` at `job_run_time` (epoch ms). It never replaces another
-    /// run's record: if that time is taken it moves on by a millisecond. A record already stored
-    /// with the same `run_id` (a retry after a lost reply) is not stored twice. Returns the time
-    /// used.
-    async fn add_run(
-        &self,
-        job_id: &str,
-        job_run_time: i64,
-        record: &serde_json::Value,
-    ) -> anyhow::Result<i64>;
-
-    /// The job's latest `limit` run records, newest first.
-    async fn recent_runs(
-        &self,
-        job_id: &str,
-        limit: usize,
-    ) -> anyhow::Result<Vec<serde_json::Value>>;
 }
-
-/// How many taken run times `add_run` steps over before it gives up.
-pub(crate) const RUN_TIME_PROBES: i64 = 1000;
 
 /// What a change makes of the job item as it is stored now. Short-lived, one at a time: the
 /// size of the item inline costs nothing worth a box.
@@ -77,13 +58,26 @@ impl Default for WriteRetry {
 }
 
 impl WriteRetry {
-    /// Between half and all of `first_pause × 2^(retry-1)`.
-    pub fn pause(&self, retry: u32) -> Duration {
-        let full = self
-            .first_pause
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(10));
-        full / 2 + (full / 2).mul_f64(rand::rng().random::<f64>())
+    /// The pauses between attempts: before retry `n`, between half and all of
+    /// `first_pause × 2^(n-1)`. (backon's delays start at half the pause, and its jitter adds
+    /// up to as much again.)
+    pub fn backoff(&self) -> ExponentialBuilder {
+        let half = self.first_pause / 2;
+        ExponentialBuilder::default()
+            .with_min_delay(half)
+            .with_factor(2.0)
+            .with_max_delay(half.saturating_mul(1 << 10))
+            .with_jitter()
+            .with_max_times(self.attempts.max(1) as usize - 1)
     }
+}
+
+/// Why a round of [`update_job`] did not settle the change.
+enum Unsettled {
+    /// `decide` refused: answered at once.
+    Refused(anyhow::Error),
+    /// The read or the write failed, or another writer got there first: worth another round.
+    Again(String),
 }
 
 /// Changes job `job_id`: reads the item, asks `decide` what to make of it, and writes that
@@ -96,56 +90,78 @@ pub async fn update_job<T: Send>(
     store: &dyn JobStore,
     job_id: &str,
     retry: WriteRetry,
-    mut decide: impl FnMut(Option<&Job>) -> anyhow::Result<Decision<T>> + Send,
+    decide: impl FnMut(Option<&Job>) -> anyhow::Result<Decision<T>> + Send,
 ) -> anyhow::Result<Updated<T>> {
-    let attempts = retry.attempts.max(1);
-    let mut problem = String::new();
-    for attempt in 1..=attempts {
-        if attempt > 1 {
-            tokio::time::sleep(retry.pause(attempt - 1)).await;
+    // Each round is a new future that calls `decide`: they take turns through the lock.
+    let decide = Mutex::new(decide);
+    let outcome = (|| change_once(store, job_id, &decide))
+        .retry(retry.backoff())
+        .sleep(tokio::time::sleep)
+        .when(|unsettled| matches!(unsettled, Unsettled::Again(_)))
+        .notify(|unsettled, pause| {
+            if let Unsettled::Again(problem) = unsettled {
+                let pause_ms = pause.as_millis() as u64;
+                tracing::warn!(
+                    job_id,
+                    problem,
+                    pause_ms,
+                    "the job did not change; reading it again"
+                );
+            }
+        })
+        .await;
+    outcome.map_err(|unsettled| match unsettled {
+        Unsettled::Refused(e) => e,
+        Unsettled::Again(problem) => anyhow::anyhow!(
+            "could not change job {job_id} in {} attempts: {problem}",
+            retry.attempts.max(1)
+        ),
+    })
+}
+
+/// One round of [`update_job`]: read, decide, write conditionally on the version read.
+async fn change_once<T, F>(
+    store: &dyn JobStore,
+    job_id: &str,
+    decide: &Mutex<F>,
+) -> Result<Updated<T>, Unsettled>
+where
+    F: FnMut(Option<&Job>) -> anyhow::Result<Decision<T>>,
+{
+    let current = store
+        .get_job(job_id)
+        .await
+        .map_err(|e| Unsettled::Again(format!("reading the job: {e:#}")))?;
+    let decision = {
+        let mut decide = decide
+            .lock()
+            .map_err(|_| Unsettled::Refused(anyhow::anyhow!("a change of {job_id} panicked")))?;
+        decide(current.as_ref()).map_err(Unsettled::Refused)?
+    };
+    let (mut job, value) = match decision {
+        Decision::Keep(value) => {
+            return Ok(Updated {
+                value,
+                job: current,
+            })
         }
-        let current = match store.get_job(job_id).await {
-            Ok(current) => current,
-            Err(e) => {
-                problem = format!("{e:#}");
-                tracing::warn!(job_id, attempt, problem, "reading the job failed");
-                continue;
-            }
-        };
-        let (mut job, value) = match decide(current.as_ref())? {
-            Decision::Keep(value) => {
-                return Ok(Updated {
-                    value,
-                    job: current,
-                })
-            }
-            Decision::Write(job, value) => (job, value),
-        };
-        let expected = current.as_ref().map(|c| c.version);
-        job.version = expected.map_or(0, |v| v + 1);
-        match store.put_job(&job, expected).await {
-            Ok(true) => {
-                return Ok(Updated {
-                    value,
-                    job: Some(job),
-                })
-            }
-            Ok(false) => problem = "another writer changed it first".into(),
-            Err(e) => problem = format!("{e:#}"),
-        }
-        tracing::warn!(
-            job_id,
-            attempt,
-            problem,
-            "the job write did not go through; reading it again"
-        );
+        Decision::Write(job, value) => (job, value),
+    };
+    let expected = current.as_ref().map(|c| c.version);
+    job.version = expected.map_or(0, |v| v + 1);
+    match store.put_job(&job, expected).await {
+        Ok(true) => Ok(Updated {
+            value,
+            job: Some(job),
+        }),
+        Ok(false) => Err(Unsettled::Again("another writer changed it first".into())),
+        Err(e) => Err(Unsettled::Again(format!("{e:#}"))),
     }
-    anyhow::bail!("could not change job {job_id} in {attempts} attempts: {problem}")
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use backon::BackoffBuilder;
 
     use super::*;
 
@@ -180,14 +196,6 @@ mod tests {
                 anyhow::bail!("connection reset (after the write)");
             }
             Ok(true)
-        }
-
-        async fn add_run(&self, _: &str, t: i64, _: &serde_json::Value) -> anyhow::Result<i64> {
-            Ok(t)
-        }
-
-        async fn recent_runs(&self, _: &str, _: usize) -> anyhow::Result<Vec<serde_json::Value>> {
-            Ok(Vec::new())
         }
     }
 
@@ -263,9 +271,10 @@ mod tests {
     #[test]
     fn pauses_double_with_jitter() {
         let retry = WriteRetry::default();
-        for n in 1..=4 {
+        let pauses: Vec<Duration> = retry.backoff().build().collect();
+        assert_eq!(pauses.len(), 4, "between 5 attempts");
+        for (n, pause) in (1..).zip(pauses) {
             let full = retry.first_pause * (1 << (n - 1));
-            let pause = retry.pause(n);
             assert!(pause >= full / 2 && pause <= full, "{n}: {pause:?}");
         }
     }

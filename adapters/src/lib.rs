@@ -1,9 +1,13 @@
-//! gh-elt's ports and adapters. Each stage is plain async code over two small interfaces:
+//! gh-elt's ports and adapters. Each stage is plain async code over small interfaces:
 //!
 //! - object storage: `object_store::ObjectStore`, on S3 ([`objects::s3`]) or a folder
 //!   ([`objects::folder`]);
 //! - job state: [`JobStore`], on DynamoDB ([`DynamoJobStore`]) or SQLite ([`SqliteJobStore`]);
+//! - run records: [`RunLog`], on the same two stores;
 //! - hour commits: [`CommitStore`], on the same two stores.
+//!
+//! Each stage asks only for the ports it uses: the ingest for job state and the run log, the
+//! transform for the run log and hour commits.
 //!
 //! The Lambda entry points and `elt` build the adapters and hand them to the stages.
 
@@ -13,10 +17,17 @@ pub mod dynamo;
 pub mod jobs;
 pub mod objects;
 pub mod queue;
+pub mod runs;
 pub mod sqlite;
 pub mod telemetry;
 
 pub use commits::CommitStore;
 pub use dynamo::DynamoJobStore;
-pub use jobs::{update_job, Decision, JobStore, Updated, WriteRetry};
+pub use jobs::{update_job, Decision, JobStore, WriteRetry};
+pub use runs::{RunLog, StoredRun};
 pub use sqlite::SqliteJobStore;
+
+/// Job state and run records together, for what shows both (`elt status`).
+pub trait JobTables: JobStore + RunLog {}
+
+impl<T: JobStore + RunLog + ?Sized> JobTables for T {}

@@ -21,7 +21,10 @@ pub fn s3(sdk: &aws_config::SdkConfig, bucket: &str) -> anyhow::Result<Arc<dyn O
     anyhow::ensure!(!bucket.is_empty(), "no bucket name given");
     let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
     if let Some(credentials) = sdk.credentials_provider() {
-        builder = builder.with_credentials(Arc::new(SdkCredentials::new(credentials)));
+        builder = builder.with_credentials(Arc::new(SdkCredentials {
+            provider: credentials,
+            cached: tokio::sync::Mutex::default(),
+        }));
     }
     if let Some(region) = sdk.region() {
         builder = builder.with_region(region.as_ref());
@@ -49,15 +52,6 @@ pub fn s3(sdk: &aws_config::SdkConfig, bucket: &str) -> anyhow::Result<Arc<dyn O
 struct SdkCredentials {
     provider: SharedCredentialsProvider,
     cached: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
-}
-
-impl SdkCredentials {
-    fn new(provider: SharedCredentialsProvider) -> SdkCredentials {
-        SdkCredentials {
-            provider,
-            cached: tokio::sync::Mutex::new(None),
-        }
-    }
 }
 
 #[async_trait::async_trait]
@@ -135,34 +129,4 @@ pub fn blocking_reader(
 ) -> impl std::io::Read + Send {
     let chunks = tokio_stream::wrappers::ReceiverStream::new(receiver);
     tokio_util::io::SyncIoBridge::new_with_handle(tokio_util::io::StreamReader::new(chunks), handle)
-}
-
-/// Chunks arriving over a channel as a blocking `Read`, for a reader on its own thread. The
-/// channel ending is the end of the stream; an error chunk is a read error.
-pub struct ChannelReader {
-    receiver: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
-    current: bytes::Bytes,
-}
-
-impl ChannelReader {
-    pub fn new(receiver: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>) -> Self {
-        ChannelReader {
-            receiver,
-            current: bytes::Bytes::new(),
-        }
-    }
-}
-
-impl std::io::Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.receiver.blocking_recv() {
-                None => return Ok(0),
-                Some(chunk) => self.current = chunk?,
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
 }

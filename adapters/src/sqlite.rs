@@ -1,4 +1,4 @@
-//! [`JobStore`] on an SQLite file, for local mode. Items are stored as the same JSON documents
+//! [`JobStore`] and [`RunLog`] on an SQLite file, for local mode. Items are stored as the same JSON documents
 //! DynamoDB holds, so both stores read and write the same records; processes sharing the file
 //! are serialised by SQLite's locks.
 
@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use events::jobs::Job;
+use events::jobs::{Job, RunRecord, UnreadableRun};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use crate::jobs::{JobStore, RUN_TIME_PROBES};
+use crate::jobs::JobStore;
+use crate::runs::{add_at_free_time, run_id_of, RunLog, RunSlots, StoredRun};
 
 pub struct SqliteJobStore {
     connection: Arc<Mutex<Connection>>,
@@ -164,128 +165,75 @@ impl JobStore for SqliteJobStore {
         })
         .await
     }
+}
 
-    async fn add_run(
+#[async_trait]
+impl RunSlots for SqliteJobStore {
+    async fn insert_run(
         &self,
         job_id: &str,
         job_run_time: i64,
-        record: &serde_json::Value,
-    ) -> anyhow::Result<i64> {
-        let mut record = record.clone();
-        let job_id = job_id.to_string();
+        item: &serde_json::Value,
+    ) -> anyhow::Result<bool> {
+        let (job_id, item) = (job_id.to_string(), item.to_string());
         self.with(move |c| {
-            for time in job_run_time..job_run_time + RUN_TIME_PROBES {
-                if let Some(fields) = record.as_object_mut() {
-                    fields.insert("job_id".into(), job_id.clone().into());
-                    fields.insert("job_run_time".into(), time.into());
-                }
-                let inserted = c.execute(
-                    "INSERT INTO job_run_details (job_id, job_run_time, item) VALUES (?1, ?2, ?3)
-                     ON CONFLICT DO NOTHING",
-                    params![job_id, time, record.to_string()],
-                )?;
-                if inserted == 1 {
-                    return Ok(time);
-                }
-            }
-            anyhow::bail!("no free job_run_time for {job_id} near {job_run_time}")
+            let inserted = c.execute(
+                "INSERT INTO job_run_details (job_id, job_run_time, item) VALUES (?1, ?2, ?3)
+                 ON CONFLICT DO NOTHING",
+                params![job_id, job_run_time, item],
+            )?;
+            Ok(inserted == 1)
         })
         .await
     }
 
-    async fn recent_runs(
-        &self,
-        job_id: &str,
-        limit: usize,
-    ) -> anyhow::Result<Vec<serde_json::Value>> {
+    async fn run_id_at(&self, job_id: &str, job_run_time: i64) -> anyhow::Result<Option<String>> {
         let job_id = job_id.to_string();
-        self.with(move |c| {
-            let mut statement = c.prepare(
-                "SELECT item FROM job_run_details WHERE job_id = ?1
-                 ORDER BY job_run_time DESC LIMIT ?2",
-            )?;
-            let rows = statement
-                .query_map(params![job_id, limit as i64], |row| row.get::<_, String>(0))?;
-            rows.map(|text| Ok(serde_json::from_str(&text?)?)).collect()
-        })
-        .await
+        let text: Option<String> = self
+            .with(move |c| {
+                Ok(c.query_row(
+                    "SELECT item FROM job_run_details WHERE job_id = ?1 AND job_run_time = ?2",
+                    params![job_id, job_run_time],
+                    |row| row.get(0),
+                )
+                .optional()?)
+            })
+            .await?;
+        Ok(text
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .and_then(|item| run_id_of(&item)))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn job(version: u64) -> Job {
-        Job {
-            version,
-            ..Job::new("j", 3, chrono::Utc::now())
-        }
+#[async_trait]
+impl RunLog for SqliteJobStore {
+    async fn add_run(&self, record: &RunRecord) -> anyhow::Result<i64> {
+        add_at_free_time(self, record).await
     }
 
-    #[tokio::test]
-    async fn writes_are_conditional_on_the_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteJobStore::open(&dir.path().join("state.sqlite")).unwrap();
-        assert!(store.put_job(&job(0), None).await.unwrap());
-        assert!(
-            !store.put_job(&job(0), None).await.unwrap(),
-            "created twice"
-        );
-        assert!(store.put_job(&job(1), Some(0)).await.unwrap());
-        assert!(
-            !store.put_job(&job(2), Some(0)).await.unwrap(),
-            "stale version won"
-        );
-        assert_eq!(store.get_job("j").await.unwrap().unwrap().version, 1);
-
-        let a = store
-            .add_run("j", 5, &serde_json::json!({"n": 1}))
-            .await
-            .unwrap();
-        let b = store
-            .add_run("j", 5, &serde_json::json!({"n": 2}))
-            .await
-            .unwrap();
-        assert_eq!(
-            (a, b),
-            (5, 6),
-            "a second run at the same time replaced the first"
-        );
-        let runs = store.recent_runs("j", 10).await.unwrap();
-        assert_eq!(runs.len(), 2);
-        assert_eq!(runs[0]["n"], 2, "newest first");
-    }
-
-    #[tokio::test]
-    async fn an_item_seeded_by_hand_is_read_and_its_own_fields_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.sqlite");
-        let store = SqliteJobStore::open(&path).unwrap();
-        // As a person would: sqlite3 lake/state.sqlite "INSERT INTO jobs …".
-        Connection::open(&path)
-            .unwrap()
-            .execute(
-                "INSERT INTO jobs VALUES ('j', 0, '{\"job_id\": \"j\", \"baseline_days\": \"2\", \"note\": \"mine\",
-                  \"job_run_bookmark_details\": {\"last_run_file_name\": \"2024-03-05-14.json.gz\"}}')",
-                [],
-            )
-            .unwrap();
-        let mut seeded = store.get_job("j").await.unwrap().unwrap();
-        assert_eq!((seeded.version, seeded.baseline_days), (0, Some(2)));
-        seeded.baseline_days = None;
-        seeded.version = 1;
-        assert!(store.put_job(&seeded, Some(0)).await.unwrap());
-        let text: String = Connection::open(&path)
-            .unwrap()
-            .query_row("SELECT item FROM jobs", [], |row| row.get(0))
-            .unwrap();
-        let item: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(item["note"], "mine", "{text}");
-        assert!(item.get("baseline_days").is_none(), "{text}");
-        assert_eq!(
-            item["job_run_bookmark_details"]["last_run_file_name"],
-            "2024-03-05-14"
-        );
+    async fn recent_runs(&self, job_id: &str, limit: usize) -> anyhow::Result<Vec<StoredRun>> {
+        let job_id = job_id.to_string();
+        self.with(move |c| {
+            let mut statement = c.prepare(
+                "SELECT job_run_time, item FROM job_run_details WHERE job_id = ?1
+                 ORDER BY job_run_time DESC LIMIT ?2",
+            )?;
+            let rows = statement.query_map(params![job_id, limit as i64], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })?;
+            let mut runs = Vec::new();
+            for row in rows {
+                let (time, text) = row?;
+                runs.push(match serde_json::from_str(&text) {
+                    Ok(item) => RunRecord::read(&job_id, Some(time), item),
+                    Err(e) => Err(UnreadableRun {
+                        job_run_time: Some(time),
+                        error: format!("not JSON: {e}"),
+                    }),
+                });
+            }
+            Ok(runs)
+        })
+        .await
     }
 }

@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 use crate::Hour;
 
 pub mod lenient;
+mod runs;
+
+pub use runs::{
+    HourOutcome, HourResult, IngestRun, RunKind, RunRecord, RunStatus, StopReason, TransformRun,
+    UnreadableRun, TRANSFORM_JOB_ID,
+};
 
 /// Default `job_id` of the GHArchive ingest.
 pub const DEFAULT_INGEST_JOB_ID: &str = "ghactivity_ingest";
@@ -231,124 +237,6 @@ pub struct QueuedHour {
     /// The run that counted the last try (see [`FailingHour::run_id`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
-}
-
-/// One ingest run, as recorded in `job_run_details` (sort key `job_run_time`, epoch ms).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IngestRun {
-    pub job_id: String,
-    pub job_run_time: i64,
-    pub run_id: String,
-    pub kind: RunKind,
-    pub started_at: DateTime<Utc>,
-    pub ended_at: DateTime<Utc>,
-    pub status: RunStatus,
-    /// Why the run ended.
-    pub stop: StopReason,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bookmark_before: Option<Hour>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bookmark_after: Option<Hour>,
-    /// Hours that have ended and are not done yet, when the run ended (see [`lag_hours`]); none
-    /// for a backfill, or when the job could not be read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bookmark_lag_hours: Option<u32>,
-    /// Hours whose file this run stored.
-    pub hours_ingested: u32,
-    /// Bytes this run stored.
-    pub bytes: u64,
-    pub hours: Vec<HourResult>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunKind {
-    /// Follows the bookmark (the scheduled Lambda, `elt ingest`, `elt run`).
-    Scheduled,
-    /// `elt backfill`: a range, the bookmark untouched.
-    Backfill,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Ok,
-    /// Another run held the job; this one did nothing.
-    Busy,
-    Error,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    /// The next hour is not over yet.
-    CaughtUp,
-    /// GHArchive does not have the next hour yet (404 shortly after the hour).
-    NotPublished,
-    /// `--until` was reached.
-    Until,
-    MaxHours,
-    /// The Lambda deadline (minus the safety margin) was near.
-    Deadline,
-    /// Another run holds the job.
-    Busy,
-    /// An hour failed; the bookmark stays before it.
-    Failed,
-    /// Backfill: the whole range was tried.
-    RangeDone,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HourResult {
-    pub hour: Hour,
-    pub outcome: HourOutcome,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// Bytes stored (after recompression, when any).
-    #[serde(default)]
-    pub bytes: u64,
-    /// Bytes received from GHArchive.
-    #[serde(default)]
-    pub source_bytes: u64,
-    /// Download attempts made (retries included).
-    #[serde(default)]
-    pub attempts: u32,
-    #[serde(default)]
-    pub seconds: f64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HourOutcome {
-    /// Downloaded and stored.
-    Ingested,
-    /// Already in the bucket (a run that stopped before moving the bookmark, or a backfill).
-    AlreadyPresent,
-    /// GHArchive answered 404 for an hour long past.
-    Missing,
-    /// Parked: failed on too many runs, or parked by hand; the bookmark moved past it.
-    Skipped,
-    /// Download or upload failed after its retries.
-    Failed,
-}
-
-impl HourResult {
-    pub fn new(hour: Hour, outcome: HourOutcome) -> HourResult {
-        HourResult {
-            hour,
-            outcome,
-            key: None,
-            bytes: 0,
-            source_bytes: 0,
-            attempts: 0,
-            seconds: 0.0,
-            error: None,
-        }
-    }
 }
 
 #[cfg(test)]

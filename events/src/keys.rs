@@ -42,17 +42,11 @@ pub enum HourError {
 }
 
 impl Hour {
-    pub fn from_ymdh(year: i32, month: u32, day: u32, hour: u32) -> Option<Hour> {
-        NaiveDate::from_ymd_opt(year, month, day)
-            .and_then(|d| d.and_hms_opt(hour, 0, 0))
-            .map(Hour)
-    }
-
     /// The hour that contains `time`.
     pub fn containing(time: DateTime<Utc>) -> Hour {
         let t = time.naive_utc();
-        Hour::from_ymdh(t.year(), t.month(), t.day(), t.hour())
-            .expect("a valid time has a valid hour")
+        let start = t.date().and_hms_opt(t.hour(), 0, 0);
+        Hour(start.expect("the hour of a valid time is a valid time"))
     }
 
     /// Parses a file name (or a key or path ending in one) such as `2024-03-05-14.json.gz`.

@@ -1,27 +1,27 @@
 //! One hour from the source into the raw store: streamed into a multipart upload, checked, and
 //! completed only when whole; retried with backoff on transient faults.
 
-use std::io::{self, Write};
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use events::Hour;
-use flate2::read::MultiGzDecoder;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
-use rand::Rng;
 use tokio::sync::mpsc;
 
+use crate::check::transcode;
+use crate::chunks::Chunker;
 use crate::config::{IngestConfig, RawCompression};
-use crate::source::Source;
+use crate::source::{Body, Source};
 use crate::FetchError;
 
-/// Chunks of the received stream handed to the check, and of the recompressed stream handed to
-/// the uploader.
+/// Chunks of the received stream handed to the check.
 const INPUT_CHUNK: usize = 256 * 1024;
-const OUTPUT_CHUNK: usize = 1024 * 1024;
 /// Uploads still running when the next part is handed over. With none, one part uploads while
 /// the next fills: memory is about twice the part size, and receiving never waits on S3 for
 /// long.
@@ -90,34 +90,42 @@ impl Fetcher {
     /// Downloads `hour` into the store, retrying transient faults. Returns the outcome and the
     /// number of attempts made.
     pub async fn fetch(&self, hour: Hour) -> (Fetched, u32) {
-        let mut attempt = 1;
-        loop {
-            let started = Instant::now();
-            let result = self.attempt(hour).await;
-            match result {
-                Ok(Some(stored)) => {
-                    tracing::info!(
-                        %hour, key = %stored.key, bytes = stored.bytes, source_bytes = stored.source_bytes, json_bytes = stored.json_bytes,
-                        seconds = started.elapsed().as_secs_f64(), attempt, "stored"
-                    );
-                    return (Fetched::Stored(stored), attempt);
-                }
-                Ok(None) => return (Fetched::NotFound, attempt),
-                Err(e) if e.retry && attempt < self.attempts => {
-                    let delay = backoff(self.retry_base, attempt);
-                    tracing::warn!(
-                        %hour, source = %self.source.location(hour), error = %e.message, attempt,
-                        retry_in_ms = delay.as_millis() as u64, "download failed; retrying"
-                    );
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    tracing::error!(%hour, source = %self.source.location(hour), error = %e.message, attempt, "download failed");
-                    return (Fetched::Failed(e), attempt);
-                }
+        let attempts = AtomicU32::new(0);
+        let source = self.source.location(hour);
+        let outcome = (|| {
+            let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+            self.logged_attempt(hour, attempt)
+        })
+        .retry(backoff(self.retry_base, self.attempts))
+        .sleep(tokio::time::sleep)
+        .when(|e: &FetchError| e.retry)
+        .notify(|e, delay| {
+            let (attempt, retry_in_ms) = (attempts.load(Ordering::Relaxed), delay.as_millis());
+            tracing::warn!(%hour, source, error = %e.message, attempt, retry_in_ms, "download failed; retrying");
+        })
+        .await;
+        let attempts = attempts.into_inner();
+        match outcome {
+            Ok(Some(stored)) => (Fetched::Stored(stored), attempts),
+            Ok(None) => (Fetched::NotFound, attempts),
+            Err(e) => {
+                tracing::error!(%hour, source, error = %e.message, attempt = attempts, "download failed");
+                (Fetched::Failed(e), attempts)
             }
         }
+    }
+
+    /// [`Fetcher::attempt`], and what it stored in the log.
+    async fn logged_attempt(&self, hour: Hour, attempt: u32) -> Result<Option<Stored>, FetchError> {
+        let started = Instant::now();
+        let stored = self.attempt(hour).await?;
+        if let Some(stored) = &stored {
+            tracing::info!(
+                %hour, key = %stored.key, bytes = stored.bytes, source_bytes = stored.source_bytes, json_bytes = stored.json_bytes,
+                seconds = started.elapsed().as_secs_f64(), attempt, "stored"
+            );
+        }
+        Ok(stored)
     }
 
     /// One attempt: source → check (and recompress) → multipart upload, completed only if all of
@@ -133,203 +141,176 @@ impl Fetcher {
             .await
             .map_err(FetchError::storage)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
+        let sizes = self.transfer(body, &mut writer).await;
+        let Sizes {
+            received,
+            stored,
+            json,
+        } = complete_or_abort(writer, &key, sizes).await?;
+        Ok(Some(Stored {
+            key,
+            bytes: stored,
+            source_bytes: received,
+            json_bytes: json,
+        }))
+    }
 
-        // Three stages at once: receive, check (gzip to its end) or recompress, upload. Stored
-        // as received, each chunk goes to the upload as well as to the check; recompressed, the
-        // check's output is what is uploaded.
+    /// Three stages at once: receive, check (gzip to its end) or recompress, upload. Stored as
+    /// received, each chunk goes to the upload as well as to the check; recompressed, the
+    /// check's output is what is uploaded.
+    async fn transfer(&self, body: Body, writer: &mut WriteMultipart) -> Result<Sizes, FetchError> {
         let (input, input_rx) = mpsc::channel::<io::Result<Bytes>>(8);
         let (output, output_rx) = mpsc::channel::<Bytes>(4);
         let (tee, recompressed) = match self.compression {
             RawCompression::None => (Some(output), None),
             RawCompression::Zstd => (None, Some(output)),
         };
-        let check = tokio::task::spawn_blocking(move || transcode(input_rx, recompressed));
-        let receive = async move {
-            let mut chunks = body.chunks;
-            let mut received = 0u64;
-            let mut chunker = Chunker::new(INPUT_CHUNK);
-            while let Some(chunk) = chunks.next().await {
-                let chunk = chunk.map_err(|e| FetchError {
-                    message: format!("the body broke off after {received} bytes: {}", e.message),
-                    ..e
-                })?;
-                received += chunk.len() as u64;
-                if let Some(expected) = body.expected_len.filter(|&n| received > n) {
-                    return Err(FetchError::unreachable(format!(
-                        "received more than the announced {expected} bytes"
-                    )));
-                }
-                for full in chunker.split(&chunk) {
-                    if !forward(full, &input, tee.as_ref()).await {
-                        // The check or the upload stopped; its error says why.
-                        return Ok((received, body.expected_len));
-                    }
-                }
-            }
-            if let Some(last) = chunker.finish() {
-                forward(last, &input, tee.as_ref()).await;
-            }
-            Ok((received, body.expected_len))
-        };
-        let upload = async {
-            let mut output_rx = output_rx;
-            let mut stored = 0u64;
-            let mut parts = Chunker::new(self.part_bytes);
-            while let Some(chunk) = output_rx.recv().await {
-                stored += chunk.len() as u64;
-                for part in parts.split(&chunk) {
-                    writer
-                        .wait_for_capacity(PARTS_IN_FLIGHT)
-                        .await
-                        .map_err(FetchError::storage)?;
-                    writer.put(part);
-                }
-            }
-            if let Some(last) = parts.finish() {
-                writer.put(last);
-            }
-            Ok::<_, FetchError>(stored)
-        };
-        let (received, stored) = tokio::join!(receive, upload);
+        let handle = tokio::runtime::Handle::current();
+        let check = tokio::task::spawn_blocking(move || transcode(input_rx, recompressed, handle));
+        let (received, stored) = tokio::join!(
+            receive(body, input, tee),
+            upload(output_rx, writer, self.part_bytes)
+        );
         let checked = check
             .await
             .map_err(|e| FetchError::ours(format!("the check task failed: {e}")));
+        judge(received, stored, checked)
+    }
+}
 
-        // In this order, so that each failure is put down to its cause: a body cut off in
-        // transit also fails the gzip check, and a check that failed stops the receiving early.
-        let outcome = (|| {
-            let (received, expected) = received?;
-            let stored = stored?;
-            let json_bytes = checked?.map_err(|e| {
-                FetchError::broken(format!("the body is not a whole gzip stream: {e}"))
-            })?;
-            if let Some(expected) = expected.filter(|&n| n != received) {
-                return Err(FetchError::unreachable(format!(
-                    "the body broke off after {received} of {expected} bytes"
-                )));
+/// Bytes of one hour's file: received from the source, stored, and of JSON inside (the gzip
+/// stream was read to its end to check it is whole).
+struct Sizes {
+    received: u64,
+    stored: u64,
+    json: u64,
+}
+
+/// Bytes received, and the length the source announced.
+type Received = Result<(u64, Option<u64>), FetchError>;
+
+/// Receives the body, handing its chunks to the check (and to the upload through `tee`).
+async fn receive(
+    body: Body,
+    input: mpsc::Sender<io::Result<Bytes>>,
+    tee: Option<mpsc::Sender<Bytes>>,
+) -> Received {
+    let mut chunks = body.chunks;
+    let mut received = 0u64;
+    let mut chunker = Chunker::new(INPUT_CHUNK);
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| FetchError {
+            message: format!("the body broke off after {received} bytes: {}", e.message),
+            ..e
+        })?;
+        received += chunk.len() as u64;
+        if let Some(expected) = body.expected_len.filter(|&n| received > n) {
+            return Err(FetchError::unreachable(format!(
+                "received more than the announced {expected} bytes"
+            )));
+        }
+        for full in chunker.split(&chunk) {
+            if !forward(full, &input, tee.as_ref()).await {
+                // The check or the upload stopped; its error says why.
+                return Ok((received, body.expected_len));
             }
-            Ok((received, stored, json_bytes))
-        })();
-        // Every part must be in before the upload is completed: a part that failed still leaves
-        // the upload abortable here, whereas `finish` would consume it.
-        let outcome = match outcome {
-            Ok(sizes) => writer
-                .wait_for_capacity(0)
+        }
+    }
+    if let Some(last) = chunker.finish() {
+        forward(last, &input, tee.as_ref()).await;
+    }
+    Ok((received, body.expected_len))
+}
+
+/// Puts what arrives on `output` into the upload in parts of `part_bytes`; the bytes stored.
+async fn upload(
+    mut output: mpsc::Receiver<Bytes>,
+    writer: &mut WriteMultipart,
+    part_bytes: usize,
+) -> Result<u64, FetchError> {
+    let mut stored = 0u64;
+    let mut parts = Chunker::new(part_bytes);
+    while let Some(chunk) = output.recv().await {
+        stored += chunk.len() as u64;
+        for part in parts.split(&chunk) {
+            writer
+                .wait_for_capacity(PARTS_IN_FLIGHT)
                 .await
-                .map(|()| sizes)
-                .map_err(FetchError::storage),
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Ok((source_bytes, bytes, json_bytes)) => {
-                writer.finish().await.map_err(FetchError::storage)?;
-                Ok(Some(Stored {
-                    key,
-                    bytes,
-                    source_bytes,
-                    json_bytes,
-                }))
+                .map_err(FetchError::storage)?;
+            writer.put(part);
+        }
+    }
+    if let Some(last) = parts.finish() {
+        writer.put(last);
+    }
+    Ok(stored)
+}
+
+/// What the three stages came to, in this order, so that each failure is put down to its
+/// cause: a body cut off in transit also fails the gzip check, and a check that failed stops
+/// the receiving early.
+fn judge(
+    received: Received,
+    stored: Result<u64, FetchError>,
+    checked: Result<io::Result<u64>, FetchError>,
+) -> Result<Sizes, FetchError> {
+    let (received, expected) = received?;
+    let stored = stored?;
+    let json = checked?
+        .map_err(|e| FetchError::broken(format!("the body is not a whole gzip stream: {e}")))?;
+    if let Some(expected) = expected.filter(|&n| n != received) {
+        return Err(FetchError::unreachable(format!(
+            "the body broke off after {received} of {expected} bytes"
+        )));
+    }
+    Ok(Sizes {
+        received,
+        stored,
+        json,
+    })
+}
+
+/// Completes the upload when the transfer went well, aborts it (no object, no parts left)
+/// otherwise.
+async fn complete_or_abort(
+    mut writer: WriteMultipart,
+    key: &str,
+    sizes: Result<Sizes, FetchError>,
+) -> Result<Sizes, FetchError> {
+    // Every part must be in before the upload is completed: a part that failed still leaves
+    // the upload abortable here, whereas `finish` would consume it.
+    let sizes = match sizes {
+        Ok(sizes) => writer
+            .wait_for_capacity(0)
+            .await
+            .map(|()| sizes)
+            .map_err(FetchError::storage),
+        Err(e) => Err(e),
+    };
+    match sizes {
+        Ok(sizes) => {
+            writer.finish().await.map_err(FetchError::storage)?;
+            Ok(sizes)
+        }
+        Err(e) => {
+            if let Err(abort) = writer.abort().await {
+                tracing::warn!(%key, error = %abort, "aborting the multipart upload failed");
             }
-            Err(e) => {
-                if let Err(abort) = writer.abort().await {
-                    tracing::warn!(%key, error = %abort, "aborting the multipart upload failed");
-                }
-                Err(e)
-            }
+            Err(e)
         }
     }
 }
 
-/// Cuts a byte stream into chunks of a fixed size, held in buffers that are reused: a chunk's
-/// buffer returns to the pool when the last `Bytes` of it is dropped, on whichever thread.
-///
-/// Every stage hands the next one such chunks, never slices of another's buffers: received
-/// chunks are slices of the HTTP client's read buffer (holding them pins it), and buffers
-/// allocated on one thread and freed on another would leave the allocator holding many.
-/// With the pool, memory stays at what the bounded channels and the upload hold.
-struct Chunker {
-    size: usize,
-    free: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
-    current: Vec<u8>,
-}
-
-/// A full chunk on its way; its buffer goes back to the pool when dropped.
-struct LentBuffer {
-    buffer: Vec<u8>,
-    free: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
-}
-
-impl Chunker {
-    fn new(size: usize) -> Chunker {
-        Chunker {
-            size,
-            free: Arc::default(),
-            current: Vec::new(),
-        }
-    }
-
-    /// Copies all of `bytes` in; returns the chunks that became full.
-    fn split(&mut self, mut bytes: &[u8]) -> Vec<Bytes> {
-        let mut full = Vec::new();
-        while !bytes.is_empty() {
-            let (taken, chunk) = self.fill(bytes);
-            bytes = &bytes[taken..];
-            full.extend(chunk);
-        }
-        full
-    }
-
-    /// Copies from `bytes` until the current chunk is full. Returns how many bytes it took, and
-    /// the chunk if it is now full.
-    fn fill(&mut self, bytes: &[u8]) -> (usize, Option<Bytes>) {
-        if self.current.capacity() == 0 {
-            let reused = self.free.lock().ok().and_then(|mut free| free.pop());
-            self.current = reused.unwrap_or_else(|| Vec::with_capacity(self.size));
-        }
-        let taken = bytes.len().min(self.size - self.current.len());
-        self.current.extend_from_slice(&bytes[..taken]);
-        let full = (self.current.len() == self.size).then(|| self.lend());
-        (taken, full)
-    }
-
-    /// The last, partly filled chunk, if any.
-    fn finish(&mut self) -> Option<Bytes> {
-        (!self.current.is_empty()).then(|| self.lend())
-    }
-
-    fn lend(&mut self) -> Bytes {
-        Bytes::from_owner(LentBuffer {
-            buffer: std::mem::take(&mut self.current),
-            free: self.free.clone(),
-        })
-    }
-}
-
-impl AsRef<[u8]> for LentBuffer {
-    fn as_ref(&self) -> &[u8] {
-        &self.buffer
-    }
-}
-
-impl Drop for LentBuffer {
-    fn drop(&mut self) {
-        let mut buffer = std::mem::take(&mut self.buffer);
-        buffer.clear();
-        if let Ok(mut free) = self.free.lock() {
-            free.push(buffer);
-        }
-    }
-}
-
-/// Exponential backoff with jitter: between half and all of `base × 2^(attempt-1)`, at most 30 s.
-fn backoff(base: Duration, attempt: u32) -> Duration {
-    let full = base
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF);
-    let half = full / 2;
-    half + full
-        .saturating_sub(half)
-        .mul_f64(rand::rng().random::<f64>())
+/// The pauses between `attempts` attempts: exponential backoff with jitter, before retry `n`
+/// between half and all of `base × 2^(n-1)`, at most 30 s. (backon's delays start at half,
+/// and its jitter adds up to as much again.)
+fn backoff(base: Duration, attempts: u32) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(base / 2)
+        .with_factor(2.0)
+        .with_max_delay(MAX_BACKOFF / 2)
+        .with_jitter()
+        .with_max_times(attempts.max(1) as usize - 1)
 }
 
 /// Hands a received chunk to the check, and to the upload when the file is stored as received.
@@ -347,133 +328,26 @@ async fn forward(
     check.send(Ok(chunk)).await.is_ok()
 }
 
-/// Reads the received gzip stream to its end (which checks its CRC and length); with
-/// `recompressed`, passes the JSON on recompressed with zstd. Returns the bytes of JSON inside.
-fn transcode(
-    input: mpsc::Receiver<io::Result<Bytes>>,
-    recompressed: Option<mpsc::Sender<Bytes>>,
-) -> io::Result<u64> {
-    let mut decoder = MultiGzDecoder::new(adapters::objects::ChannelReader::new(input));
-    let Some(output) = recompressed else {
-        return io::copy(&mut decoder, &mut io::sink());
-    };
-    let mut encoder = zstd::Encoder::new(
-        ChannelWriter {
-            output,
-            chunker: Chunker::new(OUTPUT_CHUNK),
-        },
-        3,
-    )?;
-    let json_bytes = io::copy(&mut decoder, &mut encoder)?;
-    encoder.finish()?.flush()?;
-    Ok(json_bytes)
-}
-
-/// A `Write` that hands 1 MiB chunks to the uploader.
-struct ChannelWriter {
-    output: mpsc::Sender<Bytes>,
-    chunker: Chunker,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let (taken, full) = self.chunker.fill(buf);
-        if let Some(full) = full {
-            self.output.blocking_send(full).map_err(|_| closed())?;
-        }
-        Ok(taken)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if let Some(last) = self.chunker.finish() {
-            self.output.blocking_send(last).map_err(|_| closed())?;
-        }
-        Ok(())
-    }
-}
-
-fn closed() -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(bytes).unwrap();
-        encoder.finish().unwrap()
-    }
-
-    /// Runs `transcode` on `body` cut into small chunks; returns its result and what it passed on
-    /// (the recompressed file; nothing when the file is stored as received, which the receiving
-    /// stage passes on itself: tests/ingest.rs compares stored objects byte for byte).
-    fn run_transcode(body: &[u8], compression: RawCompression) -> (io::Result<u64>, Vec<u8>) {
-        let (input, input_rx) = mpsc::channel(4);
-        let (output, mut output_rx) = mpsc::channel(4);
-        let recompressed = (compression == RawCompression::Zstd).then_some(output);
-        let worker = std::thread::spawn(move || transcode(input_rx, recompressed));
-        let chunks: Vec<Bytes> = body.chunks(1000).map(Bytes::copy_from_slice).collect();
-        let feeder = std::thread::spawn(move || {
-            for chunk in chunks {
-                if input.blocking_send(Ok(chunk)).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut passed = Vec::new();
-        while let Some(chunk) = output_rx.blocking_recv() {
-            passed.extend_from_slice(&chunk);
-        }
-        feeder.join().unwrap();
-        (worker.join().unwrap(), passed)
-    }
-
-    #[test]
-    fn only_whole_gzip_streams_pass_the_check() {
-        let json: Vec<u8> = (0..5000)
-            .flat_map(|i| format!("{{\"id\":\"{i}\"}}\n").into_bytes())
-            .collect();
-        let whole = gzip(&json);
-
-        let (result, passed) = run_transcode(&whole, RawCompression::None);
-        assert_eq!(result.unwrap(), json.len() as u64);
-        assert!(passed.is_empty(), "nothing to pass on: stored as received");
-
-        let (result, passed) = run_transcode(&whole, RawCompression::Zstd);
-        assert_eq!(result.unwrap(), json.len() as u64);
-        assert_eq!(zstd::decode_all(&passed[..]).unwrap(), json);
-
-        let cut = &whole[..whole.len() - 10];
-        assert!(
-            run_transcode(cut, RawCompression::None).0.is_err(),
-            "truncated"
-        );
-        let mut trailing = whole.clone();
-        trailing.extend_from_slice(b"<html>oops</html>");
-        assert!(
-            run_transcode(&trailing, RawCompression::None).0.is_err(),
-            "trailing bytes"
-        );
-        let mut flipped = whole.clone();
-        let middle = flipped.len() / 2;
-        flipped[middle] ^= 0xff;
-        assert!(
-            run_transcode(&flipped, RawCompression::None).0.is_err(),
-            "corrupt"
-        );
-        assert!(run_transcode(b"not gzip", RawCompression::Zstd).0.is_err());
-    }
-
     #[test]
     fn backoff_doubles_with_jitter_and_a_cap() {
+        use backon::BackoffBuilder;
+
         let base = Duration::from_millis(100);
-        for attempt in 1..=4 {
+        let delays: Vec<Duration> = backoff(base, 5).build().collect();
+        assert_eq!(delays.len(), 4, "between 5 attempts");
+        for (attempt, delay) in (1..).zip(delays) {
             let full = base * (1 << (attempt - 1));
-            let delay = backoff(base, attempt);
             assert!(delay >= full / 2 && delay <= full, "{attempt}: {delay:?}");
         }
-        assert!(backoff(base, 30) <= MAX_BACKOFF);
+        let capped = backoff(base, 30).build().last().unwrap();
+        assert!(
+            capped >= MAX_BACKOFF / 2 && capped <= MAX_BACKOFF,
+            "{capped:?}"
+        );
+        assert_eq!(backoff(base, 1).build().count(), 0, "one attempt, no retry");
     }
 }

@@ -3,6 +3,8 @@
 //! (`src/main.rs`) and `elt ingest | backfill | run` build the adapters and call [`Ingest`].
 
 pub mod changes;
+mod check;
+mod chunks;
 pub mod config;
 pub mod fetch;
 pub mod metrics;
@@ -10,9 +12,10 @@ pub mod operate;
 pub mod run;
 pub mod source;
 
-pub use config::{IngestConfig, RawCompression};
-pub use fetch::{Fetched, Fetcher, Stored};
-pub use run::{Ingest, Notify};
+pub use config::IngestConfig;
+pub use run::Ingest;
+
+use fetch::Fetcher;
 
 /// Local mode keeps the raw files under `LAKE/raw/` and the job state in this SQLite file.
 pub const LOCAL_RAW_DIR: &str = "raw";
@@ -27,7 +30,11 @@ impl Ingest {
             .ok_or_else(|| anyhow::anyhow!("RAW_BUCKET is not set"))?;
         let sdk = adapters::aws::sdk_config().await;
         let raw = adapters::objects::s3(&sdk, &bucket)?;
-        let jobs = adapters::DynamoJobStore::new(&sdk, &config.jobs_table, &config.job_runs_table);
+        let tables = std::sync::Arc::new(adapters::DynamoJobStore::new(
+            &sdk,
+            &config.jobs_table,
+            &config.job_runs_table,
+        ));
         let prefix = config
             .raw_prefix
             .clone()
@@ -35,7 +42,8 @@ impl Ingest {
         Ok(Ingest {
             fetcher: Fetcher::new(&config, raw, prefix)?,
             config,
-            jobs: std::sync::Arc::new(jobs),
+            jobs: tables.clone(),
+            runs: tables,
             notify: None,
         })
     }
@@ -43,12 +51,13 @@ impl Ingest {
     /// The ingest in local mode: raw files under `lake/raw/`, job state in `lake/state.sqlite`.
     pub fn local(config: IngestConfig, lake: &std::path::Path) -> anyhow::Result<Ingest> {
         let raw = adapters::objects::folder(&lake.join(LOCAL_RAW_DIR))?;
-        let jobs = local_job_store(lake)?;
+        let tables = std::sync::Arc::new(local_job_store(lake)?);
         let prefix = config.raw_prefix.clone().unwrap_or_default();
         Ok(Ingest {
             fetcher: Fetcher::new(&config, raw, prefix)?,
             config,
-            jobs: std::sync::Arc::new(jobs),
+            jobs: tables.clone(),
+            runs: tables,
             notify: None,
         })
     }

@@ -3,6 +3,13 @@
 //! `gh-elt` / `BookmarkLagHours`, `HoursIngested` and `BytesIngested`. The template's alarm
 //! watches the lag, and alarms when it is missing too (the ingest stopped); its dashboard shows
 //! all three.
+//!
+//! Written by hand, not with an EMF crate: `metrics_cloudwatch_embedded` (the maintained one)
+//! is a backend of the `metrics` facade: a process-wide recorder that sums counters between
+//! flushes and stamps the flush time. Here each line is one run's own numbers at the run's end
+//! (a warm Lambda must not carry one run's counts into the next), beside properties that say
+//! which run (`run_id`, `bookmark`); a recorder would need resetting around every run and still
+//! not take the run's time. The format is a dozen fixed fields, and the tests read them back.
 
 use events::jobs::IngestRun;
 

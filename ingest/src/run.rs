@@ -15,20 +15,24 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use adapters::{update_job, JobStore, WriteRetry};
+use adapters::{update_job, JobStore, RunLog, WriteRetry};
 use chrono::{DateTime, Duration, Utc};
 use events::jobs::{
-    lag_hours, BookmarkStatus, HourOutcome, HourResult, IngestRun, Job, ParkedHour, RunKind,
-    RunStatus, StopReason,
+    BookmarkStatus, HourOutcome, HourResult, IngestRun, Job, ParkedHour, RunKind, RunStatus,
+    StopReason,
 };
 use events::Hour;
-use futures::StreamExt;
-use rand::Rng;
 
-use crate::changes::{self, Claim, Tried, Writer};
+use crate::changes::{self, Claim, Writer};
 use crate::config::IngestConfig;
 use crate::fetch::{Fetched, Fetcher};
 use crate::Failure;
+
+mod backfill;
+mod queued;
+mod record;
+
+use record::{fail, new_run_id, note_error};
 
 /// Receives every hour's result as it happens: progress for people, and in local mode the
 /// stand-in for the S3 notification that starts the transform.
@@ -37,12 +41,12 @@ pub type Notify = tokio::sync::mpsc::UnboundedSender<HourResult>;
 pub struct Ingest {
     pub config: IngestConfig,
     pub fetcher: Fetcher,
+    /// The job's item: bookmark, lease, hours set aside.
     pub jobs: Arc<dyn JobStore>,
+    /// Where each run's record goes.
+    pub runs: Arc<dyn RunLog>,
     pub notify: Option<Notify>,
 }
-
-/// Attempts at writing the run record before the run reports that it could not.
-const RECORD_ATTEMPTS: u32 = 3;
 
 /// What became of the next hour, for the run loop.
 enum Step {
@@ -264,116 +268,6 @@ impl Ingest {
         ))
     }
 
-    /// Tries the hours an operator queued (`elt retry`), oldest first: each stored one leaves
-    /// the queue; one that keeps failing is parked again. They never hold up the bookmark.
-    async fn retry_queued(
-        &self,
-        mut job: Job,
-        run_id: &str,
-        record: &mut IngestRun,
-        deadline: Option<SystemTime>,
-    ) -> anyhow::Result<Job> {
-        let queued: Vec<Hour> = job.retry_hours.iter().map(|q| q.hour).collect();
-        for hour in queued {
-            if self.limit_reached(record, deadline).is_some() {
-                break;
-            }
-            let (mut result, reason) = match self.store_hour(hour, false).await {
-                Stored::Done(result) => (result, None),
-                Stored::NotFound(mut result) => {
-                    let reason = format!("{} is missing (404)", self.fetcher.source.location(hour));
-                    result.error = Some(reason.clone());
-                    (result, Some(reason))
-                }
-                Stored::Failed(result, Failure::Ours) => {
-                    let error = result.error.clone().unwrap_or_default();
-                    self.report(record, result);
-                    anyhow::bail!("retrying {hour}: {error}");
-                }
-                Stored::Failed(result, _) => {
-                    let reason = result.error.clone().unwrap_or_default();
-                    (result, Some(reason))
-                }
-            };
-            let park_after = self.config.missing_hour_attempts;
-            let tried = match &reason {
-                None => Tried::Stored,
-                Some(reason) => Tried::Failed { reason, park_after },
-            };
-            let (parked, stored) = self
-                .change(|current| {
-                    changes::settle_queued(current, &self.writer(run_id), hour, tried)
-                })
-                .await?;
-            job = stored;
-            if let Some(reason) = reason {
-                let what = if parked {
-                    "SKIPPED again (parked)"
-                } else {
-                    "queued for the next run"
-                };
-                result.error = Some(format!("retry failed, {what}: {reason}"));
-                tracing::error!(%hour, parked, reason, "a queued hour failed again");
-                fail(record, format!("retrying {hour}: {reason}"));
-                if parked {
-                    result.outcome = HourOutcome::Skipped;
-                }
-            }
-            self.report(record, result);
-        }
-        Ok(job)
-    }
-
-    /// Ingests `from..=to` with `parallel` downloads at once, leaving the bookmark alone. Hours
-    /// already stored are skipped unless `force`.
-    pub async fn backfill(
-        &self,
-        from: Hour,
-        to: Hour,
-        parallel: usize,
-        force: bool,
-    ) -> anyhow::Result<IngestRun> {
-        let started_at = self.config.now();
-        anyhow::ensure!(from <= to, "the range {from} .. {to} is empty");
-        anyhow::ensure!(
-            to.end() <= started_at,
-            "{to} is not over yet: backfill hours that have ended"
-        );
-        let mut record = self.new_record(&new_run_id(), RunKind::Backfill, started_at);
-        let job = self.jobs.get_job(&self.config.job_id).await?;
-        record.bookmark_before = job.as_ref().and_then(Job::bookmark_hour);
-        record.bookmark_after = record.bookmark_before;
-        let mut results = futures::stream::iter(Hour::range(from, to))
-            .map(|hour| self.backfill_hour(hour, force))
-            .buffered(parallel.max(1));
-        while let Some(result) = results.next().await {
-            if matches!(result.outcome, HourOutcome::Failed | HourOutcome::Missing) {
-                record.status = RunStatus::Error;
-                record.error.get_or_insert_with(|| {
-                    format!(
-                        "{}: {}",
-                        result.hour,
-                        result.error.clone().unwrap_or_default()
-                    )
-                });
-            }
-            self.report(&mut record, result);
-        }
-        record.stop = StopReason::RangeDone;
-        self.finish(record).await
-    }
-
-    async fn backfill_hour(&self, hour: Hour, force: bool) -> HourResult {
-        match self.store_hour(hour, !force).await {
-            Stored::Done(result) | Stored::Failed(result, _) => result,
-            Stored::NotFound(mut result) => {
-                let location = self.fetcher.source.location(hour);
-                result.error = Some(format!("{location} is missing (404)"));
-                result
-            }
-        }
-    }
-
     /// Stores `hour` (or finds it stored, when `skip_existing`).
     async fn store_hour(&self, hour: Hour, skip_existing: bool) -> Stored {
         let started = Instant::now();
@@ -461,125 +355,7 @@ impl Ingest {
             .duration_since(SystemTime::now())
             .map_or(true, |left| left < margin)
     }
-
-    fn new_record(&self, run_id: &str, kind: RunKind, started_at: DateTime<Utc>) -> IngestRun {
-        IngestRun {
-            job_id: self.config.job_id.clone(),
-            job_run_time: started_at.timestamp_millis(),
-            run_id: run_id.to_string(),
-            kind,
-            started_at,
-            ended_at: started_at,
-            status: RunStatus::Ok,
-            stop: StopReason::CaughtUp,
-            bookmark_before: None,
-            bookmark_after: None,
-            bookmark_lag_hours: None,
-            hours_ingested: 0,
-            bytes: 0,
-            hours: Vec::new(),
-            error: None,
-        }
-    }
-
-    /// Adds an hour's result to the record and tells the listener.
-    fn report(&self, record: &mut IngestRun, result: HourResult) {
-        if result.outcome == HourOutcome::Ingested {
-            record.hours_ingested += 1;
-            record.bytes += result.bytes;
-        }
-        if let Some(notify) = &self.notify {
-            let _ = notify.send(result.clone());
-        }
-        record.hours.push(result);
-    }
-
-    /// Releases the lease (if this run holds it), notes the bookmark and its lag, and writes the
-    /// run record, retried; an error if the record could not be written.
-    async fn finish(&self, mut record: IngestRun) -> anyhow::Result<IngestRun> {
-        if record.kind == RunKind::Scheduled {
-            let run_id = record.run_id.clone();
-            match self
-                .change(|current| changes::release(current, &run_id))
-                .await
-            {
-                Ok(((), job)) => {
-                    let next = self.next_hour(&job, self.config.now());
-                    record.bookmark_lag_hours = Some(lag_hours(next, self.config.now()));
-                    if record.status != RunStatus::Busy {
-                        record.bookmark_after = job.bookmark_hour();
-                    }
-                }
-                Err(e) => fail(&mut record, format!("releasing the job: {e:#}")),
-            }
-        }
-        record.ended_at = self.config.now().max(record.started_at);
-        record.job_run_time = self.write_record(&record).await?;
-        if record.status == RunStatus::Error {
-            tracing::error!(run_id = record.run_id, stop = ?record.stop, hours = record.hours.len(), error = ?record.error, "run failed");
-        } else {
-            tracing::info!(run_id = record.run_id, stop = ?record.stop, hours_ingested = record.hours_ingested, bytes = record.bytes, "run done");
-        }
-        Ok(record)
-    }
-
-    /// Writes the run record to `job_run_details`, trying `RECORD_ATTEMPTS` times; answers the
-    /// `job_run_time` it was stored at.
-    async fn write_record(&self, record: &IngestRun) -> anyhow::Result<i64> {
-        let value = serde_json::to_value(record)?;
-        let retry = WriteRetry::default();
-        let mut attempt = 1;
-        loop {
-            match self
-                .jobs
-                .add_run(&record.job_id, record.job_run_time, &value)
-                .await
-            {
-                Ok(time) => return Ok(time),
-                Err(e) if attempt < RECORD_ATTEMPTS => {
-                    tracing::warn!(
-                        run_id = record.run_id,
-                        attempt,
-                        error = format!("{e:#}"),
-                        "writing the run record failed; retrying"
-                    );
-                    tokio::time::sleep(retry.pause(attempt)).await;
-                    attempt += 1;
-                }
-                Err(e) => {
-                    tracing::error!(record = %value, error = format!("{e:#}"), "the run record could not be written");
-                    anyhow::bail!(
-                        "the run record could not be written to the run table after {RECORD_ATTEMPTS} attempts ({e:#}); the run ended {:?} with {} hours ingested{}",
-                        record.status,
-                        record.hours_ingested,
-                        record.error.as_ref().map(|e| format!(", error: {e}")).unwrap_or_default()
-                    )
-                }
-            }
-        }
-    }
 }
 
-/// Marks the run failed with `error`, after any error it already had.
-fn fail(record: &mut IngestRun, error: String) {
-    record.status = RunStatus::Error;
-    if record.stop != StopReason::Busy {
-        record.stop = StopReason::Failed;
-    }
-    note_error(record, Some(error));
-}
-
-/// Adds `error` to the run's error, if there is one.
-fn note_error(record: &mut IngestRun, error: Option<String>) {
-    let Some(error) = error else {
-        return;
-    };
-    record.error = Some(match record.error.take() {
-        Some(earlier) if earlier != error => format!("{earlier}; {error}"),
-        _ => error,
-    });
-}
-
-fn new_run_id() -> String {
-    format!("{:016x}", rand::rng().random::<u64>())
-}
+#[cfg(test)]
+mod tests;

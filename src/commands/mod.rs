@@ -185,7 +185,7 @@ pub(crate) fn label<T: serde::Serialize>(value: &T) -> String {
 async fn job_store(
     target: &Target,
     config: &IngestConfig,
-) -> anyhow::Result<(Box<dyn adapters::JobStore>, String)> {
+) -> anyhow::Result<(Box<dyn adapters::JobTables>, String)> {
     Ok(match target {
         Target::Aws => (
             Box::new(ingest::aws_job_store(config).await),

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use events::jobs::IngestRun;
+use events::jobs::RunRecord;
 use ingest::IngestConfig;
 
 use super::{job_store, label, utc, Target, TargetArgs};
@@ -44,30 +44,58 @@ async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyhow::R
         "  {:<20} {:<9} {:<6} {:<13} {:>5} {:>10}  hours",
         "started (UTC)", "kind", "status", "stop", "new", "MiB"
     )?;
-    for value in records {
-        let Ok(run) = serde_json::from_value::<IngestRun>(value) else {
-            continue;
-        };
-        let span = match (run.hours.first(), run.hours.last()) {
-            (Some(a), Some(b)) if a.hour != b.hour => format!("{} .. {}", a.hour, b.hour),
-            (Some(a), _) => a.hour.to_string(),
-            _ => String::new(),
-        };
-        writeln!(
-            out,
-            "  {:<20} {:<9} {:<6} {:<13} {:>5} {:>10.1}  {span}{}",
-            run.started_at.format("%Y-%m-%d %H:%M:%S"),
-            label(&run.kind),
-            label(&run.status),
-            label(&run.stop),
-            run.hours_ingested,
-            run.bytes as f64 / (1024.0 * 1024.0),
-            run.error
-                .map(|e| format!("  error: {e}"))
-                .unwrap_or_default()
-        )?;
+    for record in records {
+        write_run(&mut out, record)?;
     }
     Ok(())
+}
+
+/// One line of `elt status` per run record; a record that could not be read says so, and why.
+fn write_run(out: &mut impl Write, record: adapters::StoredRun) -> std::io::Result<()> {
+    let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let run = match record {
+        Ok(RunRecord::Ingest(run)) => run,
+        Ok(RunRecord::Transform(run)) => {
+            let error = run.error.map(|e| format!("  error: {e}"));
+            return writeln!(
+                out,
+                "  {:<20} {:<9} {:<6} {}{}",
+                time(run.started_at),
+                "transform",
+                label(&run.status),
+                run.source,
+                error.unwrap_or_default()
+            );
+        }
+        Err(unreadable) => {
+            let started = unreadable
+                .job_run_time
+                .and_then(chrono::DateTime::from_timestamp_millis);
+            return writeln!(
+                out,
+                "  {:<20} {unreadable}",
+                started.map(time).unwrap_or_default()
+            );
+        }
+    };
+    let span = match (run.hours.first(), run.hours.last()) {
+        (Some(a), Some(b)) if a.hour != b.hour => format!("{} .. {}", a.hour, b.hour),
+        (Some(a), _) => a.hour.to_string(),
+        _ => String::new(),
+    };
+    writeln!(
+        out,
+        "  {:<20} {:<9} {:<6} {:<13} {:>5} {:>10.1}  {span}{}",
+        time(run.started_at),
+        label(&run.kind),
+        label(&run.status),
+        label(&run.stop),
+        run.hours_ingested,
+        run.bytes as f64 / (1024.0 * 1024.0),
+        run.error
+            .map(|e| format!("  error: {e}"))
+            .unwrap_or_default()
+    )
 }
 
 /// The job item, for people: bookmark, lag, lease, the failing hour, parked and queued hours.

@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use adapters::JobStore;
+use adapters::RunLog;
 use anyhow::Context;
 use events::commits::SourceVersion;
+use events::jobs::TransformRun;
 use events::notifications::{parse_s3_notification, Notification};
 use events::{Hour, TransformSummary};
 use object_store::ObjectStore;
@@ -122,7 +123,7 @@ pub struct LambdaSettings {
 }
 
 /// `job_id` of the transform's run records in `job_run_details`.
-pub const TRANSFORM_JOB_ID: &str = "transform";
+pub use events::jobs::TRANSFORM_JOB_ID;
 
 /// Opens the raw store of a bucket named in a notification.
 pub type OpenBucket = Box<dyn Fn(&str) -> anyhow::Result<Arc<dyn ObjectStore>> + Send + Sync>;
@@ -133,7 +134,8 @@ pub struct Handler {
     pub lake: Lake,
     open_bucket: OpenBucket,
     buckets: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
-    pub jobs: Option<Arc<dyn JobStore>>,
+    /// Where each file's run record goes (none: not recorded).
+    pub run_log: Option<Arc<dyn RunLog>>,
     /// Print each file's numbers as CloudWatch Embedded Metric Format (on Lambda).
     pub emit_metrics: bool,
 }
@@ -152,7 +154,7 @@ impl Handler {
         options: TransformOptions,
         lake: Lake,
         open_bucket: OpenBucket,
-        jobs: Option<Arc<dyn JobStore>>,
+        run_log: Option<Arc<dyn RunLog>>,
     ) -> Handler {
         Handler {
             raw_prefix,
@@ -160,7 +162,7 @@ impl Handler {
             lake,
             open_bucket,
             buckets: Mutex::default(),
-            jobs,
+            run_log,
             emit_metrics: false,
         }
     }
@@ -176,16 +178,16 @@ impl Handler {
     ) -> anyhow::Result<Handler> {
         let sdk = adapters::aws::sdk_config().await;
         let curated = adapters::objects::s3(&sdk, curated_bucket)?;
-        let jobs = Arc::new(adapters::DynamoJobStore::new(&sdk, jobs_table, runs_table));
+        let tables = Arc::new(adapters::DynamoJobStore::new(&sdk, jobs_table, runs_table));
         Ok(Handler::new(
             raw_prefix,
             options,
             Lake {
                 store: curated,
-                commits: jobs.clone(),
+                commits: tables.clone(),
             },
             Box::new(move |bucket: &str| adapters::objects::s3(&sdk, bucket)),
-            Some(jobs),
+            Some(tables),
         ))
     }
 
@@ -233,28 +235,22 @@ impl Handler {
             .instrument(tracing::info_span!("file", file = %location))
             .await;
         let seconds = clock.elapsed().as_secs_f64();
-        let mut record = serde_json::json!({
-            "source": location,
-            "started_at": started_at,
-            "seconds": seconds,
-        });
         match &result {
             Ok(summary) => {
                 tracing::info!(file = %location, rows = summary.rows, duplicates = summary.duplicates, duplicates_across_hours = summary.duplicates_across_hours, rejected = summary.rejected, generation = summary.generation, superseded = summary.superseded, seconds, "transformed");
-                record["status"] = "ok".into();
-                record["summary"] = serde_json::to_value(summary)?;
                 if self.emit_metrics {
                     println!("{}", metrics_line(summary, &location));
                 }
             }
             Err(e) => {
                 tracing::error!(file = %location, error = format!("{e:#}"), "transform failed");
-                record["status"] = "error".into();
-                record["error"] = format!("{e:#}").into();
             }
         }
-        if let Some(jobs) = &self.jobs {
-            jobs.add_run(TRANSFORM_JOB_ID, started_at.timestamp_millis(), &record)
+        if let Some(run_log) = &self.run_log {
+            let outcome = result.as_ref().map_err(|e| format!("{e:#}"));
+            let record = TransformRun::new(location, started_at, seconds, outcome);
+            run_log
+                .add_run(&record.into())
                 .await
                 .context("recording the transform run")?;
         }
@@ -356,26 +352,4 @@ fn metrics_line(summary: &TransformSummary, location: &str) -> serde_json::Value
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_raw_prefix_plus_an_hour_file_name_is_a_raw_hour() {
-        let prefix = events::DEFAULT_RAW_PREFIX;
-        let hour = |key: &str| raw_hour_key(prefix, key).map(|h| h.to_string());
-        assert_eq!(
-            hour("landing/ghactivity/2024-03-05-14.json.gz").as_deref(),
-            Ok("2024-03-05-14")
-        );
-        assert!(hour("landing/ghactivity/2024-03-05-14.json.zst").is_ok());
-        for other in [
-            "landing/ghactivity/tmp/2024-03-05-14.json.gz",
-            "landing/ghactivity/backup/2024-03-05-14.json.gz",
-            "landing/other/2024-03-05-14.json.gz",
-            "landing/ghactivity/2024-03-05-14.json.gz.bak",
-            "landing/ghactivity/notes.txt",
-        ] {
-            assert!(hour(other).is_err(), "{other} was taken for a raw hour");
-        }
-    }
-}
+mod tests;
