@@ -2,6 +2,8 @@
 //! its benchmark.
 
 pub mod commands;
+pub mod fanout;
 pub mod gen;
 pub mod lake;
+pub mod plan;
 pub mod verify;

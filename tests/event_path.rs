@@ -32,42 +32,8 @@ impl EventPath {
         let curated = unique("curated");
         world.s3_in(&curated, reqwest::Method::PUT, "", None).await;
         let sqs = aws_sdk_sqs::Client::new(&world.sdk);
-        let dlq = sqs
-            .create_queue()
-            .queue_name(unique("dlq"))
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let dlq_arn = queue_arn(&sqs, &dlq).await;
-        let queue = sqs
-            .create_queue()
-            .queue_name(unique("raw-files"))
-            .attributes(
-                QueueAttributeName::RedrivePolicy,
-                format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"3"}}"#),
-            )
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
-        let queue_arn = queue_arn(&sqs, &queue).await;
-        let notification = format!(
-            "<NotificationConfiguration><QueueConfiguration><Id>raw-files</Id>\
-             <Queue>{queue_arn}</Queue><Event>s3:ObjectCreated:*</Event>\
-             <Filter><S3Key><FilterRule><Name>prefix</Name><Value>{PREFIX}</Value></FilterRule>\
-             </S3Key></Filter></QueueConfiguration></NotificationConfiguration>"
-        );
-        world
-            .s3_in(
-                &world.bucket,
-                reqwest::Method::PUT,
-                "?notification",
-                Some(notification.into_bytes()),
-            )
-            .await;
+        let (queue, dlq) = support::queue_with_dead_letters(&world.sdk, "raw-files", 3).await;
+        world.notify(&queue, PREFIX).await;
         EventPath {
             world,
             curated,
@@ -165,18 +131,6 @@ impl EventPath {
             .and_then(|n| n.parse().ok())
             .expect("the queue reports its depth")
     }
-}
-
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    sqs.get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .unwrap()
 }
 
 /// The real events, first `n` of them.

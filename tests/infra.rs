@@ -612,13 +612,18 @@ fn docker_build_says_what_is_missing() {
 }
 
 #[test]
-fn both_queues_refuse_plain_http_and_the_dashboard_shows_the_metrics_the_code_emits() {
+fn every_queue_refuses_plain_http_and_the_dashboard_shows_the_metrics_the_code_emits() {
     let template = template();
     let policies = resources(&template, "AWS::SQS::QueuePolicy");
-    for queue in ["RawEventsQueue", "RawEventsDeadLetterQueue"] {
+    let queues = resources(&template, "AWS::SQS::Queue");
+    assert_eq!(queues.len(), 4);
+    for (queue, _) in queues {
         let (_, policy) = policies
             .iter()
-            .find(|(_, p)| p["Queues"][0] == ref_to(queue))
+            .find(|(_, p)| {
+                let listed = p["Queues"].as_sequence().unwrap();
+                listed.contains(&ref_to(queue))
+            })
             .unwrap_or_else(|| panic!("no policy for {queue}"));
         let statements = policy["PolicyDocument"]["Statement"].as_sequence().unwrap();
         assert!(

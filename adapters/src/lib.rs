@@ -12,6 +12,7 @@
 //! The Lambda entry points and `elt` build the adapters and hand them to the stages.
 
 pub mod aws;
+pub mod batch;
 pub mod commits;
 pub mod dynamo;
 pub mod jobs;

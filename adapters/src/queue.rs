@@ -3,7 +3,10 @@
 //! timeout and, after `maxReceiveCount`, go to the dead-letter queue).
 
 use anyhow::Context;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
+};
 use aws_sdk_sqs::Client;
 
 /// One received message.
@@ -120,4 +123,98 @@ impl SqsQueue {
             .with_context(|| format!("sending to {}", self.url))?;
         Ok(())
     }
+
+    /// Sends `bodies`, ten to a request; a message SQS refused is an error naming why (those
+    /// before it are sent: sending again duplicates them, which their consumers take).
+    pub async fn send_batch(&self, bodies: &[String]) -> anyhow::Result<()> {
+        for chunk in bodies.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(body)
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let output = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .with_context(|| format!("sending to {}", self.url))?;
+            if let Some(failure) = output.failed.first() {
+                let why = failure.message.clone().unwrap_or(failure.code.clone());
+                anyhow::bail!("{} refused a message: {why}", self.url);
+            }
+        }
+        Ok(())
+    }
+
+    /// Messages waiting, and received but not yet deleted (both approximate, as SQS counts).
+    pub async fn depth(&self) -> anyhow::Result<QueueDepth> {
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .with_context(|| format!("reading the attributes of {}", self.url))?;
+        let attributes = output.attributes.unwrap_or_default();
+        let number = |name: QueueAttributeName| {
+            attributes
+                .get(&name)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        let dead_letter_arn = attributes
+            .get(&QueueAttributeName::RedrivePolicy)
+            .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+            .and_then(|p| p["deadLetterTargetArn"].as_str().map(str::to_string));
+        Ok(QueueDepth {
+            waiting: number(QueueAttributeName::ApproximateNumberOfMessages),
+            in_flight: number(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+            dead_letter_arn,
+        })
+    }
+
+    /// The URL of the queue named by `arn` (a dead-letter queue's, from a redrive policy).
+    pub async fn url_of(&self, arn: &str) -> anyhow::Result<String> {
+        let name = arn.rsplit(':').next().unwrap_or(arn);
+        let output = self
+            .client
+            .get_queue_url()
+            .queue_name(name)
+            .send()
+            .await
+            .with_context(|| format!("looking up the queue {name}"))?;
+        output
+            .queue_url
+            .ok_or_else(|| anyhow::anyhow!("no URL for the queue {name}"))
+    }
+
+    /// Deletes every message in the queue (SQS allows one purge a minute).
+    pub async fn purge(&self) -> anyhow::Result<()> {
+        self.client
+            .purge_queue()
+            .queue_url(&self.url)
+            .send()
+            .await
+            .with_context(|| format!("purging {}", self.url))?;
+        Ok(())
+    }
+}
+
+/// How many messages a queue holds, and where its dead letters go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub waiting: u64,
+    pub in_flight: u64,
+    pub dead_letter_arn: Option<String>,
 }

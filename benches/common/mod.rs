@@ -1,4 +1,6 @@
 //! Helpers the benchmarks share: a generated hour file, and measuring a child process.
+// Each benchmark uses a part of these helpers.
+#![allow(dead_code)]
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -7,6 +9,8 @@ use std::time::{Duration, Instant};
 
 pub struct Measured {
     pub wall: Duration,
+    /// User and system CPU time of the child.
+    pub cpu_seconds: f64,
     pub peak_rss_mib: f64,
     pub stdout: String,
     pub ok: bool,
@@ -29,8 +33,10 @@ pub fn measure(command: &mut Command) -> Measured {
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     let wall = started.elapsed();
     let ok = pid > 0 && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Measured {
         wall,
+        cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
         peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
         stdout,
         ok,

@@ -2,6 +2,7 @@
 //! and the records a transform run reports. Plain data, no I/O: both stages and the `elt` command
 //! depend on this crate, and it depends on neither.
 
+pub mod backfill;
 pub mod commits;
 mod gaps;
 pub mod jobs;

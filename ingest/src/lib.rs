@@ -2,6 +2,8 @@
 //! bookmark in the `jobs` table. Plain async code over the ports in `adapters`; the Lambda
 //! (`src/main.rs`) and `elt ingest | backfill | run` build the adapters and call [`Ingest`].
 
+mod backfill_queue;
+pub use backfill_queue::backfill_batch;
 pub mod changes;
 mod check;
 mod chunks;

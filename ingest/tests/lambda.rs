@@ -33,6 +33,8 @@ async fn the_lambda_answers_a_scheduled_event_with_the_run_record() {
         .env("MAX_HOURS_PER_RUN", "2")
         .env("ELT_NOW", "2024-03-10T00:00:00Z")
         .env_remove("RUST_LOG")
+        // As the stack sets it (LoggingConfig.LogFormat: JSON).
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = command.spawn().expect("the ingest binary starts");
@@ -41,7 +43,8 @@ async fn the_lambda_answers_a_scheduled_event_with_the_run_record() {
     let second = answers.recv_timeout(Duration::from_secs(60));
     child.kill().unwrap();
     let output = child.wait_with_output().unwrap();
-    let logs = String::from_utf8_lossy(&output.stderr);
+    // The runtime's subscriber writes the logs to stdout, beside the metric lines.
+    let logs = String::from_utf8_lossy(&output.stdout).into_owned();
     let (first, second) = match (first, second) {
         (Ok(first), Ok(second)) => (first, second),
         other => panic!("no answers ({other:?}); logs:\n{logs}"),
@@ -82,7 +85,7 @@ async fn the_lambda_answers_a_scheduled_event_with_the_run_record() {
     // Logs are JSON lines on Lambda, with the request id of the invocation.
     let invoked = logs
         .lines()
-        .find(|l| l.contains("ingest invoked"))
+        .find(|l| l.contains("scheduled run"))
         .unwrap_or_else(|| panic!("no invocation log line in:\n{logs}"));
     let log: serde_json::Value = serde_json::from_str(invoked).expect("a JSON log line");
     assert_eq!(log["fields"]["request_id"], "request-0", "{invoked}");

@@ -21,43 +21,8 @@ impl IngestArgs {
     }
 }
 
-#[derive(clap::Args)]
-pub struct BackfillArgs {
-    #[command(flatten)]
-    target: TargetArgs,
-    #[command(flatten)]
-    config: ingest::IngestConfig,
-    /// The last hour to ingest.
-    #[arg(long)]
-    to: events::Hour,
-    /// Downloads at once.
-    #[arg(long, default_value_t = 4)]
-    parallel: usize,
-    /// Fetch hours that are already in the bucket again.
-    #[arg(long)]
-    force: bool,
-}
-
-impl BackfillArgs {
-    pub async fn run(self) -> anyhow::Result<()> {
-        let BackfillArgs {
-            target,
-            config,
-            to,
-            parallel,
-            force,
-        } = self;
-        let work = IngestWork::Backfill {
-            to,
-            parallel,
-            force,
-        };
-        ingest(&target.target(), config, work).await
-    }
-}
-
 /// What `elt ingest` and `elt backfill` ask of the ingest.
-pub enum IngestWork {
+pub(super) enum IngestWork {
     /// One run, as the scheduled Lambda does it.
     Run,
     /// The hours from `config.start_hour` to `to`, the bookmark untouched.
@@ -70,7 +35,11 @@ pub enum IngestWork {
 
 /// `elt ingest` and `elt backfill`: the work with a line per hour on stderr, then the run record
 /// on stdout.
-async fn ingest(target: &Target, config: IngestConfig, work: IngestWork) -> anyhow::Result<()> {
+pub(super) async fn ingest(
+    target: &Target,
+    config: IngestConfig,
+    work: IngestWork,
+) -> anyhow::Result<()> {
     let from = config.start_hour;
     let mut ingest = build_ingest(target, config).await?;
     let printer = print_progress(&mut ingest);

@@ -9,6 +9,7 @@ use ingest::IngestConfig;
 
 use crate::lake;
 
+mod backfill;
 mod demo;
 mod gen;
 mod ingesting;
@@ -29,7 +30,7 @@ pub enum Command {
     /// non-zero if the run failed.
     Ingest(ingesting::IngestArgs),
     /// Ingest the hours --from .. --to (both included) without moving the bookmark.
-    Backfill(ingesting::BackfillArgs),
+    Backfill(backfill::BackfillArgs),
     /// The whole pipeline locally: ingest every due hour into LAKE/raw/ and transform each one
     /// into the lake as it lands, until caught up (or --until).
     Run(run::RunArgs),

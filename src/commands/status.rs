@@ -2,10 +2,13 @@
 
 use std::io::Write;
 
+use events::backfill::{BackfillPlan, BACKFILL_JOB_ID};
 use events::jobs::RunRecord;
 use ingest::IngestConfig;
 
+use super::backfill::progress_sources;
 use super::{job_store, label, utc, Target, TargetArgs};
+use crate::fanout::Progress;
 
 #[derive(clap::Args)]
 pub struct StatusArgs {
@@ -35,19 +38,66 @@ async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyhow::R
         Some(job) => write_job(&mut out, &job, &config)?,
     }
     let records = jobs.recent_runs(job_id, runs).await?;
-    if records.is_empty() {
-        return Ok(());
+    if !records.is_empty() {
+        writeln!(out, "\nlast {} runs, newest first:", records.len())?;
+        writeln!(
+            out,
+            "  {:<20} {:<9} {:<6} {:<13} {:>5} {:>10}  hours",
+            "started (UTC)", "kind", "status", "stop", "new", "MiB"
+        )?;
+        for record in records {
+            write_run(&mut out, record)?;
+        }
     }
-    writeln!(out, "\nlast {} runs, newest first:", records.len())?;
-    writeln!(
-        out,
-        "  {:<20} {:<9} {:<6} {:<13} {:>5} {:>10}  hours",
-        "started (UTC)", "kind", "status", "stop", "new", "MiB"
-    )?;
-    for record in records {
-        write_run(&mut out, record)?;
+    let latest = jobs
+        .recent_runs(BACKFILL_JOB_ID, 1)
+        .await?
+        .into_iter()
+        .next();
+    if let Some(Ok(RunRecord::Backfill(plan))) = latest {
+        let sources = progress_sources(target, &config, &plan.queue_url).await?;
+        let progress = sources.progress(&plan).await?;
+        write_backfill(&mut out, &plan, &progress)?;
     }
     Ok(())
+}
+
+/// The latest fanned-out backfill: how far it is, how fast it goes, and what is left.
+fn write_backfill(
+    out: &mut impl Write,
+    plan: &BackfillPlan,
+    progress: &Progress,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "\nbackfill {} of {} .. {} ({} messages on {}), enqueued {}:",
+        plan.run_id,
+        plan.from,
+        plan.to,
+        plan.messages,
+        plan.queue_url,
+        utc(plan.created_at)
+    )?;
+    writeln!(
+        out,
+        "  hours: {} planned, {} ingested, {} transformed, {} known missing (GHArchive's gaps)",
+        progress.planned, progress.ingested, progress.transformed, progress.known_missing
+    )?;
+    writeln!(
+        out,
+        "  messages: {} waiting, {} in flight, {} failed (in the dead-letter queue)",
+        progress.messages_waiting, progress.messages_in_flight, progress.messages_failed
+    )?;
+    let eta = match progress.eta_seconds {
+        Some(s) if s > 0.0 => format!("about {:.0} minutes to go", (s / 60.0).ceil()),
+        Some(_) => "every hour ingested".to_string(),
+        None => "no hour ingested yet".to_string(),
+    };
+    writeln!(
+        out,
+        "  {:.1} hours a minute; {eta}",
+        progress.hours_per_minute
+    )
 }
 
 /// One line of `elt status` per run record; a record that could not be read says so, and why.
@@ -65,6 +115,17 @@ fn write_run(out: &mut impl Write, record: adapters::StoredRun) -> std::io::Resu
                 label(&run.status),
                 run.source,
                 error.unwrap_or_default()
+            );
+        }
+        Ok(RunRecord::Backfill(plan)) => {
+            return writeln!(
+                out,
+                "  {:<20} {:<9} {} .. {}, {} hours",
+                time(plan.created_at),
+                "fan-out",
+                plan.from,
+                plan.to,
+                plan.hours
             );
         }
         Err(unreadable) => {

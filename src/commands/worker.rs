@@ -1,5 +1,15 @@
-//! `elt worker` (a queue of raw-bucket notifications, worked as the transform Lambda does) and
-//! `elt redrive` (dead letters back to their queue).
+//! `elt worker` (a queue worked as the Lambda it feeds does: raw-bucket notifications as the
+//! transform, backfill messages as the ingest) and `elt redrive` (dead letters back to their
+//! queue).
+
+use adapters::batch::{handle_batch, sqs_event, Handled, MessageError, MessageHandler, Outcome};
+use async_trait::async_trait;
+use events::backfill::BackfillMessage;
+use events::jobs::IngestRun;
+use events::TransformSummary;
+use ingest::{Ingest, IngestConfig};
+use tokio::sync::OnceCell;
+use transform::handler::{AwsTarget, Handler, TransformSettings};
 
 use super::print_json_line;
 
@@ -21,50 +31,95 @@ pub struct WorkerArgs {
     #[arg(long)]
     until_idle: bool,
     #[command(flatten)]
-    aws: transform::handler::AwsTarget,
+    aws: AwsTarget,
     #[command(flatten)]
-    transform: transform::handler::TransformSettings,
+    transform: TransformSettings,
 }
 
 impl WorkerArgs {
     pub async fn run(self) -> anyhow::Result<()> {
-        let WorkerArgs {
-            queue,
-            batch,
-            visibility,
-            wait,
-            until_idle,
-            aws,
-            transform,
-        } = self;
-        let handler = aws.handler(transform.options().await?).await?;
         let poll = Poll {
-            batch,
-            visibility,
-            wait,
-            until_idle,
+            batch: self.batch,
+            visibility: self.visibility,
+            wait: self.wait,
+            until_idle: self.until_idle,
         };
-        worker(&handler, &queue, poll).await
+        let router = Router {
+            aws: self.aws,
+            settings: self.transform,
+            transform: OnceCell::new(),
+            ingest: OnceCell::new(),
+        };
+        worker(&router, &self.queue, poll).await
     }
 }
 
 /// How `elt worker` polls its queue.
-pub struct Poll {
-    pub batch: i32,
-    pub visibility: Option<i32>,
-    pub wait: i32,
-    pub until_idle: bool,
+struct Poll {
+    batch: i32,
+    visibility: Option<i32>,
+    wait: i32,
+    until_idle: bool,
 }
 
-/// `elt worker`: receive batches and hand each to the batch policy the transform Lambda uses
-/// (`transform::batch`), then delete what succeeded in one request and leave failures to come
+/// Each message to the Lambda's handler that takes it: a backfill message to the ingest's (set
+/// up from the environment, as the ingest Lambda is), anything else to the transform's. Each is
+/// set up on its first message, so a worker of one queue needs only that stage's settings.
+struct Router {
+    aws: AwsTarget,
+    settings: TransformSettings,
+    transform: OnceCell<Handler>,
+    ingest: OnceCell<Ingest>,
+}
+
+#[derive(Debug)]
+enum Work {
+    Transformed(Vec<TransformSummary>),
+    Ingested(IngestRun),
+}
+
+impl Router {
+    async fn transform(&self) -> Result<&Handler, MessageError> {
+        let handler = self.transform.get_or_try_init(|| async {
+            let options = self.settings.options().await?;
+            self.aws.clone().handler(options).await
+        });
+        handler.await.map_err(MessageError::Transient)
+    }
+
+    async fn ingest(&self) -> Result<&Ingest, MessageError> {
+        let ingest = self
+            .ingest
+            .get_or_try_init(|| async { Ingest::aws(IngestConfig::from_env()?).await });
+        ingest.await.map_err(MessageError::Transient)
+    }
+}
+
+#[async_trait]
+impl MessageHandler for Router {
+    type Done = Work;
+
+    async fn handle(&self, body: &str) -> Result<Handled<Work>, MessageError> {
+        if BackfillMessage::parse(body).is_ok() {
+            let handled = self.ingest().await?.handle(body).await?;
+            return Ok(map(handled, Work::Ingested));
+        }
+        let handled = self.transform().await?.handle(body).await?;
+        Ok(map(handled, Work::Transformed))
+    }
+}
+
+fn map<T>(handled: Handled<T>, work: impl FnOnce(T) -> Work) -> Handled<Work> {
+    match handled {
+        Handled::Done(done) => Handled::Done(work(done)),
+        Handled::Ignored(reason) => Handled::Ignored(reason),
+    }
+}
+
+/// `elt worker`: receive batches and hand each to the batch policy the Lambdas use
+/// (`adapters::batch`), then delete what succeeded in one request and leave failures to come
 /// back, as Lambda's event source mapping does.
-async fn worker(
-    handler: &transform::handler::Handler,
-    queue_url: &str,
-    poll: Poll,
-) -> anyhow::Result<()> {
-    use transform::batch::Outcome;
+async fn worker(router: &Router, queue_url: &str, poll: Poll) -> anyhow::Result<()> {
     let sdk = adapters::aws::sdk_config().await;
     let queue = adapters::queue::SqsQueue::new(&sdk, queue_url);
     let (mut done, mut ignored, mut failed) = (0usize, 0usize, 0usize);
@@ -78,14 +133,12 @@ async fn worker(
             }
             continue;
         }
-        let (_, outcomes) = transform::batch::handle_batch(handler, sqs_event(&messages)).await;
+        let (_, outcomes) = handle_batch(router, sqs_event(&messages)).await;
         let mut settled = Vec::new();
         for (message, (_, outcome)) in messages.iter().zip(outcomes) {
             match outcome {
-                Outcome::Transformed(summaries) => {
-                    for summary in &summaries {
-                        print_json_line(summary)?;
-                    }
+                Outcome::Done(work) => {
+                    print_work(&work)?;
                     done += 1;
                 }
                 Outcome::Ignored(reason) => {
@@ -111,20 +164,12 @@ async fn worker(
     Ok(())
 }
 
-/// Received messages as the event Lambda's event source mapping would deliver.
-fn sqs_event(messages: &[adapters::queue::Message]) -> transform::batch::SqsEvent {
-    let mut event = transform::batch::SqsEvent::default();
-    event.records = messages
-        .iter()
-        .map(|m| {
-            let mut record = transform::batch::SqsMessage::default();
-            record.message_id = Some(m.id.clone());
-            record.receipt_handle = Some(m.receipt_handle.clone());
-            record.body = Some(m.body.clone());
-            record
-        })
-        .collect();
-    event
+/// A message's work on stdout: each file's summary, or the backfill run's record.
+fn print_work(work: &Work) -> anyhow::Result<()> {
+    match work {
+        Work::Transformed(summaries) => summaries.iter().try_for_each(print_json_line),
+        Work::Ingested(run) => print_json_line(run),
+    }
 }
 
 #[derive(clap::Args)]

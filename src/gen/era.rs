@@ -30,6 +30,15 @@ impl Era {
         }
     }
 
+    /// Its name, as `--era` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Era::Backfill => "backfill",
+            Era::Timeline => "timeline",
+            Era::Events => "events",
+        }
+    }
+
     /// Whether the era's records carry an `id` (a timeline duplicate is the same bytes again).
     pub fn has_ids(self) -> bool {
         self != Era::Timeline

@@ -276,6 +276,65 @@ impl AwsWorld {
     }
 }
 
+/// A queue whose messages go to a dead-letter queue of their own after `max_receives`
+/// receives: `(queue URL, dead-letter queue URL)`.
+pub async fn queue_with_dead_letters(
+    sdk: &aws_config::SdkConfig,
+    name: &str,
+    max_receives: u32,
+) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let create = |name: String| sqs.create_queue().queue_name(name);
+    let dlq = create(unique(&format!("{name}-dlq")))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dlq_arn = queue_arn(sdk, &dlq).await;
+    let policy =
+        format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receives}"}}"#);
+    let queue = create(unique(name))
+        .attributes(QueueAttributeName::RedrivePolicy, policy)
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    (queue, dlq)
+}
+
+pub async fn queue_arn(sdk: &aws_config::SdkConfig, url: &str) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    aws_sdk_sqs::Client::new(sdk)
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .unwrap()
+}
+
+impl AwsWorld {
+    /// The raw bucket notifies `queue` of objects created under `prefix`, as the stack's does.
+    pub async fn notify(&self, queue: &str, prefix: &str) {
+        let queue_arn = queue_arn(&self.sdk, queue).await;
+        let notification = format!(
+            "<NotificationConfiguration><QueueConfiguration><Id>raw-files</Id>\
+             <Queue>{queue_arn}</Queue><Event>s3:ObjectCreated:*</Event>\
+             <Filter><S3Key><FilterRule><Name>prefix</Name><Value>{prefix}</Value></FilterRule>\
+             </S3Key></Filter></QueueConfiguration></NotificationConfiguration>"
+        );
+        let body = Some(notification.into_bytes());
+        self.s3_in(&self.bucket, reqwest::Method::PUT, "?notification", body)
+            .await;
+    }
+}
+
 fn tag_values(xml: &str, tag: &str) -> Vec<String> {
     let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
     xml.split(&open)

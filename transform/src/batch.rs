@@ -1,82 +1,31 @@
-//! The batch policy, one for the transform Lambda and `elt worker`: the messages of a batch are
-//! handled in turn, and the answer (`batchItemFailures`) names those that failed, so that only
-//! they come back (and, after `maxReceiveCount`, go to the dead-letter queue). A failure is
-//! typed: a poison message (not an S3 notification at all) never succeeds however often it comes
-//! back, a transient fault may; both are left to the queue, poison logged as such.
+//! The transform's side of the batch policy (`adapters::batch`): one message, an S3
+//! notification, in; the files it names transformed. A body that is not a notification is
+//! poison; anything else that fails is transient.
 
-pub use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+pub use adapters::batch::{
+    handle_batch, Handled, MessageError, MessageHandler, Outcome, SqsBatchResponse, SqsEvent,
+    SqsMessage,
+};
+use async_trait::async_trait;
 use events::notifications::NotificationError;
 use events::TransformSummary;
 
-use crate::handler::{Handled, Handler};
+use crate::handler::{self, Handler};
 
-/// Why a message failed.
-#[derive(Debug, thiserror::Error)]
-pub enum MessageError {
-    /// The body is not an S3 notification: it will fail on every delivery and end in the
-    /// dead-letter queue, where an operator can look at it.
-    #[error("poison message: {0}")]
-    Poison(#[source] NotificationError),
-    /// Reading, transforming or committing failed: another delivery may succeed.
-    #[error("{0:#}")]
-    Transient(anyhow::Error),
-}
+#[async_trait]
+impl MessageHandler for Handler {
+    type Done = Vec<TransformSummary>;
 
-impl MessageError {
-    fn of(error: anyhow::Error) -> MessageError {
-        match error.downcast::<NotificationError>() {
-            Ok(poison) => MessageError::Poison(poison),
-            Err(other) => MessageError::Transient(other),
+    async fn handle(&self, body: &str) -> Result<Handled<Self::Done>, MessageError> {
+        match self.handle_message(body).await {
+            Ok(handler::Handled::Transformed(summaries)) => Ok(Handled::Done(summaries)),
+            Ok(handler::Handled::Ignored(reason)) => Ok(Handled::Ignored(reason)),
+            Err(error) if error.downcast_ref::<NotificationError>().is_some() => {
+                Err(MessageError::Poison(error))
+            }
+            Err(error) => Err(MessageError::Transient(error)),
         }
     }
-}
-
-/// What became of one message of a batch.
-#[derive(Debug)]
-pub enum Outcome {
-    Transformed(Vec<TransformSummary>),
-    /// Nothing to do (a test event, a key that is not a raw hour file); why.
-    Ignored(String),
-    Failed(MessageError),
-}
-
-/// Handles each message of `event`; the answer names the ones that failed. Each message's id
-/// and outcome are returned too, in order, for callers that report them (`elt worker`).
-pub async fn handle_batch(
-    handler: &Handler,
-    event: SqsEvent,
-) -> (SqsBatchResponse, Vec<(String, Outcome)>) {
-    let mut response = SqsBatchResponse::default();
-    let mut outcomes = Vec::with_capacity(event.records.len());
-    for message in event.records {
-        let id = message.message_id.unwrap_or_default();
-        let body = message.body.unwrap_or_default();
-        let outcome = match handler.handle_message(&body).await {
-            Ok(Handled::Transformed(summaries)) => {
-                tracing::info!(message_id = %id, files = summaries.len(), "message done");
-                Outcome::Transformed(summaries)
-            }
-            Ok(Handled::Ignored(reason)) => {
-                tracing::info!(message_id = %id, reason, "message ignored");
-                Outcome::Ignored(reason)
-            }
-            Err(e) => {
-                let error = MessageError::of(e);
-                match &error {
-                    MessageError::Poison(_) => {
-                        tracing::error!(message_id = %id, error = %error, "poison message: it will reach the dead-letter queue")
-                    }
-                    MessageError::Transient(_) => {
-                        tracing::error!(message_id = %id, error = %error, "message failed; left for redelivery")
-                    }
-                }
-                response.add_failure(id.clone());
-                Outcome::Failed(error)
-            }
-        };
-        outcomes.push((id, outcome));
-    }
-    (response, outcomes)
 }
 
 #[cfg(test)]
@@ -144,7 +93,7 @@ mod tests {
             .map(|f| f.item_identifier.as_str())
             .collect();
         assert_eq!(failed, ["missing", "poison"]);
-        assert!(matches!(&outcomes[0].1, Outcome::Transformed(s) if s[0].rows == 1));
+        assert!(matches!(&outcomes[0].1, Outcome::Done(s) if s[0].rows == 1));
         assert!(matches!(outcomes[1].1, Outcome::Ignored(_)));
         assert!(matches!(&outcomes[2].1, Outcome::Ignored(r) if r.contains("folder below")));
         assert!(matches!(

@@ -1,5 +1,5 @@
 //! The transform Lambda: SQS delivers batches of S3 notifications for new raw files; each file is
-//! transformed into the curated bucket. The batch policy (`transform::batch`) answers with the
+//! transformed into the curated bucket. The batch policy (`adapters::batch`, with the transform's side in `transform::batch`) answers with the
 //! messages that failed (`batchItemFailures`), so only those come back.
 
 use aws_lambda_events::event::sqs::SqsEvent;
@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
     let handler = &handler;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let span = tracing::info_span!("batch", request_id = %event.context.request_id);
-        let (response, _) = transform::batch::handle_batch(handler, event.payload)
+        let (response, _) = adapters::batch::handle_batch(handler, event.payload)
             .instrument(span)
             .await;
         Ok::<_, Error>(response)

@@ -1,12 +1,15 @@
 //! The records of `job_run_details`: one per ingest run ([`IngestRun`]) and one per raw file
-//! the transform worked on ([`TransformRun`], under the job [`TRANSFORM_JOB_ID`]). They are
+//! the transform worked on ([`TransformRun`], under the job [`TRANSFORM_JOB_ID`]), one per backfill
+//! fanned out ([`BackfillPlan`], under [`BACKFILL_JOB_ID`]). They are
 //! written as the documents they have always been; [`RunRecord::read`] reads a stored one back
 //! as its job's kind, and an [`UnreadableRun`] says why when it cannot.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::backfill::{BackfillPlan, BACKFILL_JOB_ID};
 use crate::{Hour, TransformSummary};
+
 /// One ingest run, as recorded in `job_run_details` (sort key `job_run_time`, epoch ms).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestRun {
@@ -179,6 +182,8 @@ impl TransformRun {
 pub enum RunRecord {
     Ingest(IngestRun),
     Transform(TransformRun),
+    /// A backfill fanned out on a queue, under [`BACKFILL_JOB_ID`].
+    Backfill(BackfillPlan),
 }
 
 /// A stored run record that could not be read as its job's kind, and why.
@@ -200,6 +205,8 @@ impl RunRecord {
     ) -> Result<RunRecord, UnreadableRun> {
         let read = if job_id == TRANSFORM_JOB_ID {
             serde_json::from_value(item).map(RunRecord::Transform)
+        } else if job_id == BACKFILL_JOB_ID {
+            serde_json::from_value(item).map(RunRecord::Backfill)
         } else {
             serde_json::from_value(item).map(RunRecord::Ingest)
         };
@@ -212,6 +219,8 @@ impl RunRecord {
     fn kind_of(job_id: &str) -> &'static str {
         if job_id == TRANSFORM_JOB_ID {
             "a transform"
+        } else if job_id == BACKFILL_JOB_ID {
+            "a backfill plan"
         } else {
             "an ingest"
         }
@@ -221,6 +230,7 @@ impl RunRecord {
         match self {
             RunRecord::Ingest(run) => &run.job_id,
             RunRecord::Transform(run) => &run.job_id,
+            RunRecord::Backfill(plan) => &plan.job_id,
         }
     }
 
@@ -229,6 +239,7 @@ impl RunRecord {
         match self {
             RunRecord::Ingest(run) => run.job_run_time,
             RunRecord::Transform(run) => run.job_run_time,
+            RunRecord::Backfill(plan) => plan.job_run_time,
         }
     }
 
@@ -238,6 +249,7 @@ impl RunRecord {
         match self {
             RunRecord::Ingest(run) => Some(&run.run_id),
             RunRecord::Transform(_) => None,
+            RunRecord::Backfill(plan) => Some(&plan.run_id),
         }
     }
 
@@ -245,6 +257,7 @@ impl RunRecord {
         match self {
             RunRecord::Ingest(run) => run.status,
             RunRecord::Transform(run) => run.status,
+            RunRecord::Backfill(_) => RunStatus::Ok,
         }
     }
 }
@@ -258,6 +271,12 @@ impl From<IngestRun> for RunRecord {
 impl From<TransformRun> for RunRecord {
     fn from(run: TransformRun) -> RunRecord {
         RunRecord::Transform(run)
+    }
+}
+
+impl From<BackfillPlan> for RunRecord {
+    fn from(plan: BackfillPlan) -> RunRecord {
+        RunRecord::Backfill(plan)
     }
 }
 

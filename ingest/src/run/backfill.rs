@@ -9,7 +9,8 @@ use super::{Ingest, Stored};
 
 impl Ingest {
     /// Ingests `from..=to` with `parallel` downloads at once, leaving the bookmark alone. Hours
-    /// already stored are skipped unless `force`.
+    /// already stored are skipped unless `force`; GHArchive's known gaps are recorded as missing
+    /// without a request. The run is an error if any other hour failed or was missing.
     pub async fn backfill(
         &self,
         from: Hour,
@@ -31,7 +32,10 @@ impl Ingest {
             .map(|hour| self.backfill_hour(hour, force))
             .buffered(parallel.max(1));
         while let Some(result) = results.next().await {
-            if matches!(result.outcome, HourOutcome::Failed | HourOutcome::Missing) {
+            let known_gap = events::known_gap(result.hour).is_some();
+            if result.outcome == HourOutcome::Failed
+                || (result.outcome == HourOutcome::Missing && !known_gap)
+            {
                 record.status = RunStatus::Error;
                 record.error.get_or_insert_with(|| {
                     format!(
@@ -48,6 +52,12 @@ impl Ingest {
     }
 
     async fn backfill_hour(&self, hour: Hour, force: bool) -> HourResult {
+        // GHArchive's own issues report these hours lost for good: recorded, never fetched.
+        if let Some(issue) = events::known_gap(hour) {
+            let mut result = HourResult::new(hour, HourOutcome::Missing);
+            result.error = Some(format!("permanently missing from GHArchive ({issue})"));
+            return result;
+        }
         match self.store_hour(hour, !force).await {
             Stored::Done(result) | Stored::Failed(result, _) => result,
             Stored::NotFound(mut result) => {

@@ -1,0 +1,73 @@
+//! The ingest's side of the batch policy (`adapters::batch`): a backfill message (a few hours of
+//! a backfill fanned out by `elt backfill --fan-out`) in, its hours stored. The bookmark job is
+//! untouched; an hour already stored is not fetched again (unless the message says `force`), so
+//! a message that comes back after a partial failure redoes only what is missing. A body that is
+//! not a backfill message is poison; a failed or missing hour fails the message, for redelivery.
+
+use adapters::batch::{Handled, MessageError, MessageHandler};
+use async_trait::async_trait;
+use events::backfill::BackfillMessage;
+use events::jobs::{IngestRun, RunStatus};
+use events::Hour;
+
+use crate::Ingest;
+
+#[async_trait]
+impl MessageHandler for Ingest {
+    type Done = IngestRun;
+
+    async fn handle(&self, body: &str) -> Result<Handled<IngestRun>, MessageError> {
+        let message = BackfillMessage::parse(body).map_err(|e| {
+            MessageError::Poison(anyhow::Error::new(e).context("not a backfill message"))
+        })?;
+        let chunk = message.backfill;
+        let parallel = Hour::range(chunk.from, chunk.to).count();
+        let run = self
+            .backfill(chunk.from, chunk.to, parallel, chunk.force)
+            .await
+            .map_err(|e| MessageError::Transient(e.context(format!("backfill {}", chunk.id))))?;
+        if run.status == RunStatus::Error {
+            let error = run.error.clone().unwrap_or_default();
+            return Err(MessageError::Transient(anyhow::anyhow!(
+                "backfill {} {} .. {}: {error}",
+                chunk.id,
+                chunk.from,
+                chunk.to
+            )));
+        }
+        Ok(Handled::Done(run))
+    }
+}
+
+/// The payload as a batch of SQS messages, when it is one (the backfill queue's event source
+/// mapping); `None` for anything else (the schedule's event, or any other payload: a run).
+pub fn backfill_batch(payload: &serde_json::Value) -> Option<adapters::batch::SqsEvent> {
+    let records = payload.get("Records")?.as_array()?;
+    let from_sqs = records
+        .iter()
+        .all(|r| r.get("eventSource").and_then(|s| s.as_str()) == Some("aws:sqs"));
+    if records.is_empty() || !from_sqs {
+        return None;
+    }
+    serde_json::from_value(payload.clone()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_sqs_batch_is_told_from_a_scheduled_event() {
+        let sqs = include_str!("../../events/samples/sqs-backfill.json");
+        let batch = backfill_batch(&serde_json::from_str(sqs).unwrap()).unwrap();
+        let body = batch.records[0].body.as_deref().unwrap();
+        assert_eq!(
+            BackfillMessage::parse(body).unwrap().backfill.id,
+            "bf-20240305"
+        );
+        let schedule = include_str!("../../events/samples/eventbridge-schedule.json");
+        assert!(backfill_batch(&serde_json::from_str(schedule).unwrap()).is_none());
+        assert!(backfill_batch(&serde_json::json!({})).is_none());
+        assert!(backfill_batch(&serde_json::json!({"Records": []})).is_none());
+    }
+}
