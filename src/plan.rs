@@ -237,3 +237,52 @@ impl Tally {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hour(text: &str) -> Hour {
+        text.parse().unwrap()
+    }
+
+    fn stack(concurrency: u32) -> Stack {
+        Stack {
+            concurrency,
+            transform_concurrency: concurrency,
+            ingest_memory_mb: 512,
+            transform_memory_mb: 2048,
+            hours_per_message: 4,
+        }
+    }
+
+    #[test]
+    fn an_hour_is_as_large_as_its_year_says() {
+        assert_eq!(gzip_mib(hour("2011-02-12-0")), 0.35);
+        assert_eq!(gzip_mib(hour("2024-12-31-23")), 110.0);
+        // Years after the table: its last year's size.
+        assert_eq!(gzip_mib(hour("2030-01-01-0")), 120.0);
+    }
+
+    #[test]
+    fn concurrency_buys_time_not_money_and_each_era_is_costed_by_its_own_figures() {
+        let figures = Figures::measured().unwrap();
+        let (from, to) = (hour("2024-01-01-0"), hour("2024-01-20-23"));
+        let narrow = estimate(&figures, stack(10), from, to).unwrap();
+        let wide = estimate(&figures, stack(100), from, to).unwrap();
+        assert_eq!((narrow.hours, narrow.messages), (480, 120));
+        assert!((narrow.usd - wide.usd).abs() < 1e-9);
+        assert!(wide.wall_seconds * 9.0 < narrow.wall_seconds);
+        // The same span in 2011: a hundredth of the bytes, and a fraction of the cost.
+        let early = estimate(
+            &figures,
+            stack(10),
+            hour("2011-03-01-0"),
+            hour("2011-03-20-23"),
+        );
+        let early = early.unwrap();
+        assert!(early.gzip_bytes * 100 < narrow.gzip_bytes);
+        assert!(early.usd * 3.0 < narrow.usd);
+        assert!(estimate(&figures, stack(10), to, from).is_err());
+    }
+}

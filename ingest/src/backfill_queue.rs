@@ -54,7 +54,70 @@ pub fn backfill_batch(payload: &serde_json::Value) -> Option<adapters::batch::Sq
 
 #[cfg(test)]
 mod tests {
+    use events::backfill::BackfillChunk;
+    use events::jobs::HourOutcome;
+
     use super::*;
+    use crate::test_world::{hour, World};
+
+    fn message(from: &str, to: &str, force: bool) -> String {
+        let backfill = BackfillChunk {
+            id: "bf-test".into(),
+            from: hour(from),
+            to: hour(to),
+            force,
+        };
+        serde_json::to_string(&BackfillMessage { backfill }).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_message_stores_its_hours_once_and_leaves_the_bookmark_alone() {
+        let world = World::new();
+        let published: Vec<Vec<u8>> = ["2024-03-05-0", "2024-03-05-1", "2024-03-05-2"]
+            .iter()
+            .map(|h| world.publish(h))
+            .collect();
+        let ingest = world.ingest("2024-03-06T00:00:00Z", 24);
+        let body = message("2024-03-05-0", "2024-03-05-2", false);
+        let Handled::Done(run) = ingest.handle(&body).await.unwrap() else {
+            panic!("not done");
+        };
+        assert_eq!(run.hours_ingested, 3);
+        assert_eq!(world.raw("2024-03-05-1"), Some(published[1].clone()));
+        assert!(ingest.jobs.get_job("ingest").await.unwrap().is_none());
+        // The message again (a redelivery): nothing is fetched twice.
+        let Handled::Done(again) = ingest.handle(&body).await.unwrap() else {
+            panic!("not done");
+        };
+        assert_eq!(again.hours_ingested, 0);
+        assert!(again
+            .hours
+            .iter()
+            .all(|h| h.outcome == HourOutcome::AlreadyPresent));
+    }
+
+    #[tokio::test]
+    async fn a_missing_hour_fails_the_message_a_known_gap_does_not_and_garbage_is_poison() {
+        let world = World::new();
+        world.publish("2024-03-05-0");
+        let ingest = world.ingest("2024-03-06T00:00:00Z", 24);
+        let missing = message("2024-03-05-0", "2024-03-05-1", false);
+        let failed = ingest.handle(&missing).await;
+        assert!(matches!(failed, Err(MessageError::Transient(_))));
+        // 2016-10-21-18 is lost for good (GHArchive's issue #164): recorded as missing, never
+        // fetched (the source folder does not have it), and the message is done.
+        assert!(events::known_gap(hour("2016-10-21-18")).is_some());
+        let Handled::Done(run) = ingest
+            .handle(&message("2016-10-21-18", "2016-10-21-18", false))
+            .await
+            .unwrap()
+        else {
+            panic!("not done");
+        };
+        assert_eq!(run.hours[0].outcome, HourOutcome::Missing);
+        let poison = ingest.handle(r#"{"Records": []}"#).await;
+        assert!(matches!(poison, Err(MessageError::Poison(_))));
+    }
 
     #[test]
     fn an_sqs_batch_is_told_from_a_scheduled_event() {

@@ -13,6 +13,8 @@ pub mod metrics;
 pub mod operate;
 pub mod run;
 pub mod source;
+#[cfg(test)]
+mod test_world;
 
 pub use config::IngestConfig;
 pub use run::Ingest;

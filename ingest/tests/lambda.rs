@@ -90,3 +90,53 @@ async fn the_lambda_answers_a_scheduled_event_with_the_run_record() {
     let log: serde_json::Value = serde_json::from_str(invoked).expect("a JSON log line");
     assert_eq!(log["fields"]["request_id"], "request-0", "{invoked}");
 }
+
+/// The backfill queue's event source mapping hands the function a batch of backfill messages: it
+/// stores their hours and answers with the messages whose hours failed.
+#[tokio::test]
+async fn the_lambda_answers_a_backfill_batch_with_the_messages_that_failed() {
+    let world = AwsWorld::new(false).await;
+    let mirror = Mirror::start();
+    for h in ["2024-03-05-0", "2024-03-05-1"] {
+        mirror.put(&format!("{h}.json.gz"), support::gzip_lines(h, 20));
+    }
+    let message = |id: &str, from: &str, to: &str| {
+        let body = serde_json::json!({"backfill": {"id": "bf-1", "from": from, "to": to}});
+        serde_json::json!({
+            "messageId": id, "receiptHandle": id, "body": body.to_string(),
+            "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:backfill",
+            "attributes": {}, "messageAttributes": {}, "awsRegion": "us-east-1",
+        })
+    };
+    let batch = serde_json::json!({"Records": [
+        message("stored", "2024-03-05-0", "2024-03-05-1"),
+        message("missing", "2024-03-05-2", "2024-03-05-2"),
+    ]});
+    let (address, answers) = runtime_api(vec![batch.to_string()]);
+    let mut command = world.lambda(env!("CARGO_BIN_EXE_ingest"), &address);
+    command
+        .env("GHARCHIVE_BASE_URL", &mirror.url)
+        .env("ELT_NOW", "2024-03-10T00:00:00Z")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().expect("the ingest binary starts");
+    let answer = answers.recv_timeout(Duration::from_secs(60));
+    child.kill().unwrap();
+    let _ = child.wait();
+    let answer = answer.expect("an answer");
+    assert_eq!(answer.kind, "response", "{}", answer.body);
+    let response: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(
+        response,
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": "missing"}]})
+    );
+    for h in ["2024-03-05-0", "2024-03-05-1"] {
+        assert!(world
+            .get(&format!("landing/ghactivity/{h}.json.gz"))
+            .await
+            .is_some());
+    }
+    // The bookmark job is untouched.
+    let job = adapters::JobStore::get_job(&world.jobs, "ghactivity_ingest").await;
+    assert!(job.unwrap().is_none());
+}

@@ -5,7 +5,9 @@ use events::jobs::{HourResult, IngestRun, RunStatus};
 use events::Hour;
 use ingest::{Ingest, IngestConfig};
 
-use super::{label, print_json_line, Target, TargetArgs};
+use indicatif::ProgressBar;
+
+use super::{bar, label, print_json_line, Target, TargetArgs};
 
 #[derive(clap::Args)]
 pub struct IngestArgs {
@@ -41,8 +43,19 @@ pub(super) async fn ingest(
     work: IngestWork,
 ) -> anyhow::Result<()> {
     let from = config.start_hour;
+    // A backfill knows its length: a bar of hours done; a run prints its hours as they go.
+    let bar = match (&work, from) {
+        (IngestWork::Backfill { to, .. }, Some(from)) => {
+            let hours = Hour::range(from, *to).count() as u64;
+            Some(bar(
+                hours,
+                "{msg:14} [{bar:30}] {pos}/{len} hours, eta {eta}",
+            ))
+        }
+        _ => None,
+    };
     let mut ingest = build_ingest(target, config).await?;
-    let printer = print_progress(&mut ingest);
+    let printer = print_progress(&mut ingest, bar.clone());
     let run = match work {
         IngestWork::Run => ingest.run(None).await,
         IngestWork::Backfill {
@@ -56,6 +69,9 @@ pub(super) async fn ingest(
     };
     drop(ingest);
     printer.await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     report_run(&run?)
 }
 
@@ -66,14 +82,21 @@ async fn build_ingest(target: &Target, config: IngestConfig) -> anyhow::Result<I
     }
 }
 
-/// Prints one line per hour on stderr as the ingest goes: progress for long runs. The task ends
-/// once the ingest is dropped.
-fn print_progress(ingest: &mut Ingest) -> tokio::task::JoinHandle<()> {
+/// Prints one line per hour on stderr as the ingest goes (above the bar, when there is one):
+/// progress for long runs. The task ends once the ingest is dropped.
+fn print_progress(ingest: &mut Ingest, bar: Option<ProgressBar>) -> tokio::task::JoinHandle<()> {
     let (notify, mut hours) = tokio::sync::mpsc::unbounded_channel();
     ingest.notify = Some(notify);
     tokio::spawn(async move {
         while let Some(result) = hours.recv().await {
-            print_hour(&result);
+            match &bar {
+                Some(bar) => {
+                    bar.set_message(result.hour.to_string());
+                    bar.suspend(|| print_hour(&result));
+                    bar.inc(1);
+                }
+                None => print_hour(&result),
+            }
         }
     })
 }

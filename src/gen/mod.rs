@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::OnceLock;
 
 use anyhow::{bail, Context};
 use events::{Compression, Hour};
@@ -119,9 +120,21 @@ struct Templates {
     actors: Vec<(i64, String)>,
 }
 
+/// The era's templates, parsed once per process (a test or a benchmark writes thousands of
+/// hours).
+fn templates(era: Era) -> anyhow::Result<&'static Templates> {
+    static PARSED: [OnceLock<Templates>; 3] = [const { OnceLock::new() }; 3];
+    let cell = &PARSED[era as usize];
+    if let Some(templates) = cell.get() {
+        return Ok(templates);
+    }
+    let templates = parse_templates(era)?;
+    Ok(cell.get_or_init(|| templates))
+}
+
 /// The era's templates by type, and the actor and repository pools (from the Events API
 /// events, which carry both ids and names).
-fn templates(era: Era) -> anyhow::Result<Templates> {
+fn parse_templates(era: Era) -> anyhow::Result<Templates> {
     let (mut repos, mut actors) = (BTreeMap::new(), BTreeMap::new());
     for line in REAL_EVENTS.lines().filter(|l| !l.trim().is_empty()) {
         let event: Value = serde_json::from_str(line).context("a shipped template is not JSON")?;

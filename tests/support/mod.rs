@@ -229,15 +229,29 @@ impl AwsWorld {
 
     /// How many versions each key has (the bucket must be versioned).
     pub async fn versions(&self) -> HashMap<String, usize> {
-        let body =
-            String::from_utf8(self.s3(reqwest::Method::GET, "?versions", None).await).unwrap();
         let mut counts = HashMap::new();
-        for version in body.split("<Version>").skip(1) {
-            if let Some(key) = tag_values(version, "Key").into_iter().next() {
-                *counts.entry(key).or_insert(0) += 1;
+        let mut page = "?versions".to_string();
+        loop {
+            let body = self.s3(reqwest::Method::GET, &page, None).await;
+            let body = String::from_utf8(body).unwrap();
+            for version in body.split("<Version>").skip(1) {
+                if let Some(key) = tag_values(version, "Key").into_iter().next() {
+                    *counts.entry(key).or_insert(0) += 1;
+                }
             }
+            // A thousand versions a page.
+            if tag_values(&body, "IsTruncated").first().map(String::as_str) != Some("true") {
+                return counts;
+            }
+            let next = |tag| {
+                tag_values(&body, tag)
+                    .into_iter()
+                    .next()
+                    .unwrap_or_default()
+            };
+            let (key, version) = (next("NextKeyMarker"), next("NextVersionIdMarker"));
+            page = format!("?versions&key-marker={key}&version-id-marker={version}");
         }
-        counts
     }
 
     /// Multipart uploads begun and neither completed nor aborted.
@@ -322,10 +336,16 @@ pub async fn queue_arn(sdk: &aws_config::SdkConfig, url: &str) -> String {
 impl AwsWorld {
     /// The raw bucket notifies `queue` of objects created under `prefix`, as the stack's does.
     pub async fn notify(&self, queue: &str, prefix: &str) {
+        self.notify_of(queue, prefix, "s3:ObjectCreated:*").await;
+    }
+
+    /// The same for one kind of event (S3 sends one notification per new object; moto sends
+    /// two for a multipart upload, a `Put` and a `CompleteMultipartUpload`).
+    pub async fn notify_of(&self, queue: &str, prefix: &str, event: &str) {
         let queue_arn = queue_arn(&self.sdk, queue).await;
         let notification = format!(
             "<NotificationConfiguration><QueueConfiguration><Id>raw-files</Id>\
-             <Queue>{queue_arn}</Queue><Event>s3:ObjectCreated:*</Event>\
+             <Queue>{queue_arn}</Queue><Event>{event}</Event>\
              <Filter><S3Key><FilterRule><Name>prefix</Name><Value>{prefix}</Value></FilterRule>\
              </S3Key></Filter></QueueConfiguration></NotificationConfiguration>"
         );

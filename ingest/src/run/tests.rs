@@ -1,95 +1,11 @@
 //! The run against the real local adapters: the SQLite job store and run log of a lake in a
 //! temporary folder, raw files in its `raw/`, and a `file://` source folder.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-
 use events::jobs::{HourOutcome, IngestRun, Job, RunRecord, RunStatus, StopReason};
-use events::Hour;
 
 use super::Ingest;
 use crate::changes::Claim;
-use crate::config::{IngestConfig, RawCompression};
-
-/// A source folder and a lake, side by side in a temporary folder.
-struct World {
-    _dir: tempfile::TempDir,
-    source: PathBuf,
-    lake: PathBuf,
-}
-
-impl World {
-    fn new() -> World {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let (source, lake) = (dir.path().join("source"), dir.path().join("lake"));
-        std::fs::create_dir_all(&source).expect("the source folder");
-        World {
-            _dir: dir,
-            source,
-            lake,
-        }
-    }
-
-    /// Publishes `hour` on the source: a whole gzip stream of a few lines.
-    fn publish(&self, hour: &str) -> Vec<u8> {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        for n in 0..20 {
-            writeln!(
-                encoder,
-                r#"{{"id":"{n}","type":"PushEvent","hour":"{hour}"}}"#
-            )
-            .expect("written");
-        }
-        let bytes = encoder.finish().expect("compressed");
-        self.put(hour, &bytes);
-        bytes
-    }
-
-    /// Puts `bytes` on the source as `hour`'s file.
-    fn put(&self, hour: &str, bytes: &[u8]) {
-        std::fs::write(self.source.join(format!("{hour}.json.gz")), bytes).expect("published");
-    }
-
-    /// An ingest of this lake from this source at `now`, starting at `2024-03-05-0`.
-    fn ingest(&self, now: &str, max_hours: u32) -> Ingest {
-        let config = config(&self.source, now, max_hours);
-        Ingest::local(config, &self.lake).expect("the local ingest")
-    }
-
-    fn raw(&self, hour: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.lake.join("raw").join(format!("{hour}.json.gz"))).ok()
-    }
-}
-
-/// The settings of a quick test run: two download attempts 1 ms apart, parking after two runs.
-fn config(source: &Path, now: &str, max_hours_per_run: u32) -> IngestConfig {
-    IngestConfig {
-        raw_bucket: None,
-        raw_prefix: None,
-        jobs_table: "jobs".into(),
-        job_runs_table: "job_run_details".into(),
-        base_url: format!("file://{}/", source.display()),
-        job_id: "ingest".into(),
-        max_hours_per_run,
-        raw_compression: RawCompression::None,
-        baseline_days: 3,
-        start_hour: Some(hour("2024-03-05-0")),
-        until: None,
-        missing_after_hours: 24,
-        missing_hour_attempts: 2,
-        download_attempts: 2,
-        retry_base_ms: 1,
-        read_timeout_seconds: 5,
-        upload_part_mib: 5,
-        deadline_margin_seconds: 0,
-        lease_seconds: 900,
-        now: Some(now.parse().expect("a time")),
-    }
-}
-
-fn hour(text: &str) -> Hour {
-    text.parse().expect("an hour")
-}
+use crate::test_world::{hour, World};
 
 fn hours_of(run: &IngestRun) -> Vec<(String, HourOutcome)> {
     run.hours
