@@ -153,8 +153,7 @@ impl ProgressSources {
         let failed = match &depth.dead_letter_arn {
             Some(arn) => {
                 let url = queue.url_of(arn).await?;
-                let dlq = SqsQueue::new(&adapters::aws::sdk_config().await, &url);
-                dlq.depth().await?.waiting
+                queue.sibling(&url).depth().await?.waiting
             }
             None => 0,
         };

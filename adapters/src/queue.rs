@@ -32,6 +32,14 @@ impl SqsQueue {
         }
     }
 
+    /// Another queue on the same client (a dead-letter queue, from a redrive policy).
+    pub fn sibling(&self, url: &str) -> SqsQueue {
+        SqsQueue {
+            client: self.client.clone(),
+            url: url.to_string(),
+        }
+    }
+
     /// Up to `max` messages (1–10), waiting up to `wait_seconds` for the first; they stay
     /// invisible to other consumers for `visibility_seconds`.
     pub async fn receive(
