@@ -27,6 +27,27 @@ const INPUT_CHUNK: usize = 256 * 1024;
 /// long.
 const PARTS_IN_FLIGHT: usize = 0;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Where uploads that must not replace an hour wait to be copied into place: outside the raw
+/// prefix, so that they make no notification (when the prefix is not empty).
+pub const STAGING: &str = "_staging/";
+
+/// A staged upload's key: unique per upload, so that two uploads of one hour never share one.
+fn staging_key(key: &str) -> String {
+    format!("{STAGING}{key}.{:016x}", rand::random::<u64>())
+}
+
+/// How an hour goes into the raw store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placing {
+    /// Over whatever is there (a retry an operator queued).
+    Replace,
+    /// Not fetched if stored; written in place otherwise. For the bookmark's next hour: the
+    /// job's lease lets no one else store it meanwhile.
+    IfAbsent,
+    /// Not fetched if stored; staged, then copied into place only if still absent. For a
+    /// backfill: nothing claims its hours, and SQS may hand one message to two consumers at once.
+    Once,
+}
 
 /// What fetching one hour came to.
 pub enum Fetched {
@@ -38,6 +59,9 @@ pub enum Fetched {
 
 pub struct Stored {
     pub key: String,
+    /// Stored only if absent, and another upload of the hour got there first (a message
+    /// delivered twice at once): nothing was replaced.
+    pub already_present: bool,
     /// Bytes stored, and bytes received from the source.
     pub bytes: u64,
     pub source_bytes: u64,
@@ -88,13 +112,14 @@ impl Fetcher {
     }
 
     /// Downloads `hour` into the store, retrying transient faults. Returns the outcome and the
-    /// number of attempts made.
-    pub async fn fetch(&self, hour: Hour) -> (Fetched, u32) {
+    /// number of attempts made. With [`Placing::Once`], an hour another upload stores meanwhile
+    /// is left as that one stored it.
+    pub async fn fetch(&self, hour: Hour, placing: Placing) -> (Fetched, u32) {
         let attempts = AtomicU32::new(0);
         let source = self.source.location(hour);
         let outcome = (|| {
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-            self.logged_attempt(hour, attempt)
+            self.logged_attempt(hour, attempt, placing)
         })
         .retry(backoff(self.retry_base, self.attempts))
         .sleep(tokio::time::sleep)
@@ -116,9 +141,14 @@ impl Fetcher {
     }
 
     /// [`Fetcher::attempt`], and what it stored in the log.
-    async fn logged_attempt(&self, hour: Hour, attempt: u32) -> Result<Option<Stored>, FetchError> {
+    async fn logged_attempt(
+        &self,
+        hour: Hour,
+        attempt: u32,
+        placing: Placing,
+    ) -> Result<Option<Stored>, FetchError> {
         let started = Instant::now();
-        let stored = self.attempt(hour).await?;
+        let stored = self.attempt(hour, placing).await?;
         if let Some(stored) = &stored {
             tracing::info!(
                 %hour, key = %stored.key, bytes = stored.bytes, source_bytes = stored.source_bytes, json_bytes = stored.json_bytes,
@@ -129,15 +159,22 @@ impl Fetcher {
     }
 
     /// One attempt: source → check (and recompress) → multipart upload, completed only if all of
-    /// it went well, aborted otherwise.
-    async fn attempt(&self, hour: Hour) -> Result<Option<Stored>, FetchError> {
+    /// it went well, aborted otherwise. [`Placing::Once`] uploads beside the key (under
+    /// [`STAGING`]) and then copies into place only if the key is still free, so that two
+    /// uploads of one hour at once store it once.
+    async fn attempt(&self, hour: Hour, placing: Placing) -> Result<Option<Stored>, FetchError> {
+        let only_once = placing == Placing::Once;
         let Some(body) = self.source.open(hour).await? else {
             return Ok(None);
         };
         let key = self.key(hour);
+        let target = match only_once {
+            true => staging_key(&key),
+            false => key.clone(),
+        };
         let upload = self
             .raw
-            .put_multipart(&Path::from(key.as_str()))
+            .put_multipart(&Path::from(target.as_str()))
             .await
             .map_err(FetchError::storage)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
@@ -146,13 +183,33 @@ impl Fetcher {
             received,
             stored,
             json,
-        } = complete_or_abort(writer, &key, sizes).await?;
+        } = complete_or_abort(writer, &target, sizes).await?;
+        let already_present = match only_once {
+            true => !self.place(&target, &key).await?,
+            false => false,
+        };
         Ok(Some(Stored {
             key,
+            already_present,
             bytes: stored,
             source_bytes: received,
             json_bytes: json,
         }))
+    }
+
+    /// Copies the staged upload to `key` if nothing is there yet; whether it did. The staged copy
+    /// is deleted either way (the bucket's lifecycle rule removes one a crash leaves behind).
+    async fn place(&self, staged: &str, key: &str) -> Result<bool, FetchError> {
+        let staged = Path::from(staged);
+        let placed = match self.raw.copy_if_not_exists(&staged, &Path::from(key)).await {
+            Ok(()) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(FetchError::storage(e)),
+        };
+        if let Err(e) = self.raw.delete(&staged).await {
+            tracing::warn!(key = %staged, error = %e, "deleting a staged upload failed");
+        }
+        placed
     }
 
     /// Three stages at once: receive, check (gzip to its end) or recompress, upload. Stored as
@@ -349,5 +406,43 @@ mod tests {
             "{capped:?}"
         );
         assert_eq!(backoff(base, 1).build().count(), 0, "one attempt, no retry");
+    }
+
+    /// Two consumers of one backfill message at once: the one that copies second finds the hour
+    /// in place and leaves it as it is, with no staged upload left behind. An operator's retry
+    /// replaces it.
+    #[tokio::test]
+    async fn placing_once_leaves_an_hour_another_upload_stored() {
+        let world = crate::test_world::World::new();
+        let ingest = world.ingest("2024-03-06T00:00:00Z", 10);
+        let hour = crate::test_world::hour("2024-03-05-0");
+        let published = world.publish("2024-03-05-0");
+        let first = b"stored first".to_vec();
+        std::fs::create_dir_all(world.lake.join("raw")).expect("the raw folder");
+        std::fs::write(world.lake.join("raw/2024-03-05-0.json.gz"), &first).expect("stored");
+
+        let (fetched, attempts) = ingest.fetcher.fetch(hour, Placing::Once).await;
+        assert!(matches!(
+            fetched,
+            Fetched::Stored(Stored {
+                already_present: true,
+                ..
+            })
+        ));
+        assert_eq!(attempts, 1);
+        assert_eq!(world.raw("2024-03-05-0"), Some(first));
+        let staged = world.lake.join("raw").join(STAGING);
+        let left = std::fs::read_dir(&staged).map_or(0, |dir| dir.flatten().count());
+        assert_eq!(left, 0, "staged uploads left in {}", staged.display());
+
+        let (fetched, _) = ingest.fetcher.fetch(hour, Placing::Replace).await;
+        assert!(matches!(
+            fetched,
+            Fetched::Stored(Stored {
+                already_present: false,
+                ..
+            })
+        ));
+        assert_eq!(world.raw("2024-03-05-0"), Some(published));
     }
 }

@@ -25,7 +25,7 @@ use events::Hour;
 
 use crate::changes::{self, Claim, Writer};
 use crate::config::IngestConfig;
-use crate::fetch::{Fetched, Fetcher};
+use crate::fetch::{Fetched, Fetcher, Placing};
 use crate::Failure;
 
 mod backfill;
@@ -195,7 +195,7 @@ impl Ingest {
             tracing::warn!(hour = %next, by = parked.by, "passing a parked hour by");
             return Step::Advance(result, BookmarkStatus::Skipped, None);
         }
-        let (mut result, reason) = match self.store_hour(next, true).await {
+        let (mut result, reason) = match self.store_hour(next, Placing::IfAbsent).await {
             Stored::Done(result) => return Step::Advance(result, BookmarkStatus::Ingested, None),
             Stored::NotFound(result) => {
                 let late =
@@ -268,12 +268,12 @@ impl Ingest {
         ))
     }
 
-    /// Stores `hour` (or finds it stored, when `skip_existing`).
-    async fn store_hour(&self, hour: Hour, skip_existing: bool) -> Stored {
+    /// Stores `hour` as `placing` says (or finds it stored).
+    async fn store_hour(&self, hour: Hour, placing: Placing) -> Stored {
         let started = Instant::now();
         let mut result = HourResult::new(hour, HourOutcome::Ingested);
         result.key = Some(self.fetcher.key(hour));
-        if skip_existing {
+        if placing != Placing::Replace {
             match self.fetcher.existing(hour).await {
                 Ok(Some(size)) => {
                     result.outcome = HourOutcome::AlreadyPresent;
@@ -288,11 +288,14 @@ impl Ingest {
                 }
             }
         }
-        let (fetched, attempts) = self.fetcher.fetch(hour).await;
+        let (fetched, attempts) = self.fetcher.fetch(hour, placing).await;
         result.attempts = attempts;
         result.seconds = started.elapsed().as_secs_f64();
         match fetched {
             Fetched::Stored(stored) => {
+                if stored.already_present {
+                    result.outcome = HourOutcome::AlreadyPresent;
+                }
                 result.bytes = stored.bytes;
                 result.source_bytes = stored.source_bytes;
                 Stored::Done(result)

@@ -6,6 +6,7 @@ use futures::StreamExt;
 
 use super::record::new_run_id;
 use super::{Ingest, Stored};
+use crate::fetch::Placing;
 
 impl Ingest {
     /// Ingests `from..=to` with `parallel` downloads at once, leaving the bookmark alone. Hours
@@ -58,7 +59,11 @@ impl Ingest {
             result.error = Some(format!("permanently missing from GHArchive ({issue})"));
             return result;
         }
-        match self.store_hour(hour, !force).await {
+        let placing = match force {
+            true => Placing::Replace,
+            false => Placing::Once,
+        };
+        match self.store_hour(hour, placing).await {
             Stored::Done(result) | Stored::Failed(result, _) => result,
             Stored::NotFound(mut result) => {
                 let location = self.fetcher.source.location(hour);

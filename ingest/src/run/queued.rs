@@ -9,6 +9,7 @@ use events::Hour;
 use super::record::fail;
 use super::{Ingest, Stored};
 use crate::changes::{self, Tried};
+use crate::fetch::Placing;
 use crate::Failure;
 
 impl Ingest {
@@ -26,7 +27,7 @@ impl Ingest {
             if self.limit_reached(record, deadline).is_some() {
                 break;
             }
-            let (mut result, reason) = match self.store_hour(hour, false).await {
+            let (mut result, reason) = match self.store_hour(hour, Placing::Replace).await {
                 Stored::Done(result) => (result, None),
                 Stored::NotFound(mut result) => {
                     let reason = format!("{} is missing (404)", self.fetcher.source.location(hour));
