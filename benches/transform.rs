@@ -1,131 +1,328 @@
-//! `cargo bench`: transform one GHArchive-sized hour (150,000 events, about 0.5 GB of JSON) and
-//! report wall time, events/s, MB/s of JSON and peak RSS, beside the floor (`gzip -dc` alone)
-//! and DuckDB doing the same job on the same file with 2 threads (when `duckdb` is importable in
-//! python3; `pip install duckdb`); then hours of the archive's older formats, of as many
-//! events: a 2013 timeline hour (no ids, Pacific times) and a 2011 backfill hour.
+//! `cargo bench --bench transform`: `elt transform` on one GHArchive-sized hour (150,000 events,
+//! about 0.5 GB of JSON) beside the floor, inflating the same file in Rust with zlib-rs and
+//! nothing else, in one run: CPU (user + system), wall and peak RSS, medians of several runs, and
+//! their ratios to the floor. Then the same hour pinned to one core (the Lambda case), from a
+//! zstd raw file (`RAW_COMPRESSION=zstd`), an hour four times as large, hours of the archive's
+//! older formats (a 2013 timeline hour, a 2011 backfill hour) and DuckDB doing the same job.
 //!
-//! Environment: BENCH_EVENTS (default 150000), BENCH_RUNS (default 3), BENCH_SKIP_DUCKDB=1,
-//! BENCH_SKIP_ERAS=1.
+//! The figures go to `benches/figures/transform.json`, and a Markdown table for the README is
+//! printed. `BENCH_PROFILE=1` also records a profile (`perf record`) of one transform and prints
+//! where its CPU goes, by function, self time.
+//!
+//! Environment: BENCH_EVENTS (default 150000), BENCH_RUNS (default 5), BENCH_SKIP_DUCKDB=1,
+//! BENCH_SKIP_ERAS=1, BENCH_SKIP_LARGE=1, BENCH_PROFILE=1.
 
 mod common;
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{env_number, era_hour_file, hour_file, measure, median};
+use common::{env_number, era_hour_file, hour_file, measure, median, Measured};
+
+/// The targets of issue 14, as ratios to the floor and a peak.
+const CPU_RATIO_TARGET: f64 = 3.1;
+const WALL_RATIO_TARGET: f64 = 2.0;
+const PEAK_TARGET_MIB: f64 = 256.0;
+const LARGE_PEAK_GROWTH_TARGET: f64 = 1.2;
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
         return; // `cargo test --benches` lists benches; nothing to list here
+    }
+    if let [_, flag, file] = args.as_slice() {
+        if flag == "--inflate" {
+            inflate(Path::new(file));
+            return;
+        }
     }
     let elt = env!("CARGO_BIN_EXE_elt");
     let events: u64 = env_number("BENCH_EVENTS", 150_000);
-    let runs: usize = env_number("BENCH_RUNS", 3);
+    let runs: usize = env_number("BENCH_RUNS", 5);
     let (dir, input) = hour_file(elt, events);
-    let gz_mib = std::fs::metadata(&input).map(|m| m.len()).unwrap_or(0) as f64 / (1024.0 * 1024.0);
+    let mut report = Report::new(&input, runs);
 
-    let elt_run = transform_runs(elt, &dir, &input, runs);
-    let gunzip = || {
-        measure(
-            Command::new("gzip")
-                .arg("-dc")
-                .arg(&input)
-                .stdout(Stdio::null()),
-        )
-    };
-    let floor = median((0..runs).map(|_| gunzip().wall.as_secs_f64()).collect());
-    // The floor is measured after elt: a child that ran earlier can leave its peak in the
-    // next child's `ru_maxrss` here.
-    let records = elt_run.summary["records"].as_f64().unwrap_or(0.0);
-    let json_mb = elt_run.summary["json_bytes"].as_f64().unwrap_or(0.0) / 1e6;
-
-    println!(
-        "input: {} — {events} events, {json_mb:.0} MB of JSON, {gz_mib:.0} MiB gzip",
-        input.display()
-    );
-    println!(
-        "{:<28} {:>8} {:>12} {:>10} {:>14}",
-        "", "wall s", "events/s", "MB/s JSON", "peak RSS MiB"
-    );
-    println!(
-        "{:<28} {:>8.2} {:>12} {:>10.0} {:>14}",
-        "gzip -dc (floor)",
-        floor,
-        "",
-        json_mb / floor,
-        ""
-    );
-    elt_run.print("elt transform");
-    if std::env::var_os("BENCH_SKIP_DUCKDB").is_none() {
-        duckdb_peer(&input, &dir, records, json_mb);
-    }
+    let floor = Series::of(runs, || floor_run(&input));
+    let two_cores = Series::of(runs, || transform(elt, &dir, &input, None));
+    report.describe(&two_cores, events);
+    report.row("inflate, zlib-rs (the floor)", &floor, &floor);
+    report.row("**elt transform**, 2 cores", &two_cores, &floor);
+    let one_core = Series::of(runs, || transform(elt, &dir, &input, Some("0")));
+    report.row("elt transform, 1 core", &one_core, &floor);
+    let zstd = zstd_copy(&input);
+    let from_zstd = Series::of(runs, || transform(elt, &dir, &zstd, None));
+    report.row("elt transform, zstd raw file", &from_zstd, &floor);
+    let large = (std::env::var_os("BENCH_SKIP_LARGE").is_none()).then(|| {
+        let (_, large_input) = hour_file(elt, events * 4);
+        let large_floor = Series::of(runs.min(3), || floor_run(&large_input));
+        let large = Series::of(runs.min(3), || transform(elt, &dir, &large_input, None));
+        report.row("elt transform, 4× the hour", &large, &large_floor);
+        large
+    });
     if std::env::var_os("BENCH_SKIP_ERAS").is_none() {
         for (label, hour) in [
             ("elt transform, 2013 hour", "2013-02-15-20"),
             ("elt transform, 2011 hour", "2011-02-15-14"),
         ] {
-            let (_, input) = era_hour_file(elt, hour, events);
-            transform_runs(elt, &dir, &input, runs).print(label);
+            let (_, era_input) = era_hour_file(elt, hour, events);
+            let era_floor = Series::of(runs, || floor_run(&era_input));
+            let era = Series::of(runs, || transform(elt, &dir, &era_input, None));
+            report.row(label, &era, &era_floor);
+        }
+    }
+    if std::env::var_os("BENCH_SKIP_DUCKDB").is_none() {
+        if let Some(duckdb) = duckdb_peer(&input, &dir) {
+            report.row(
+                "DuckDB, 2 threads, same job",
+                &Series::from(vec![duckdb]),
+                &floor,
+            );
+        }
+    }
+    report.targets(&floor, &two_cores, &one_core, large.as_ref());
+    report.print_and_save();
+    if std::env::var_os("BENCH_PROFILE").is_some() {
+        profile(elt, &dir, &input);
+    }
+}
+
+/// The floor: this file inflated with zlib-rs (flate2's backend in gh-elt) into a reused
+/// buffer, nothing else.
+fn inflate(file: &Path) {
+    let raw = std::fs::File::open(file).expect("the hour file opens");
+    let mut decoder = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(raw));
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        match decoder.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => total += n as u64,
+            Err(e) => panic!("inflating {}: {e}", file.display()),
+        }
+    }
+    println!("{total}");
+}
+
+fn floor_run(input: &Path) -> Measured {
+    let me = std::env::current_exe().expect("the bench knows its path");
+    let m = measure(
+        Command::new(me)
+            .arg("--inflate")
+            .arg(input)
+            .stdout(Stdio::piped()),
+    );
+    assert!(m.ok, "inflating failed");
+    m
+}
+
+/// `elt transform` of `input` into a fresh lake, pinned to the cores in `cpus` if given.
+fn transform(elt: &str, dir: &Path, input: &Path, cpus: Option<&str>) -> Measured {
+    let lake = dir.join("lake");
+    match cpus {
+        None => common::transform(elt, &lake, input, Stdio::piped()),
+        Some(cpus) => {
+            let _ = std::fs::remove_dir_all(&lake);
+            let m = measure(
+                Command::new("taskset")
+                    .args(["-c", cpus, elt, "transform", "--lake"])
+                    .arg(&lake)
+                    .arg(input)
+                    .stdout(Stdio::piped()),
+            );
+            assert!(m.ok, "taskset elt transform failed");
+            let _ = std::fs::remove_dir_all(&lake);
+            m
         }
     }
 }
 
-/// `runs` transforms of one file: wall times, peak RSS, and the last summary.
-struct Runs {
-    walls: Vec<f64>,
-    rss: Vec<f64>,
-    summary: serde_json::Value,
-}
-
-fn transform_runs(elt: &str, dir: &Path, input: &Path, runs: usize) -> Runs {
-    let mut measured = Runs {
-        walls: Vec::new(),
-        rss: Vec::new(),
-        summary: serde_json::Value::Null,
-    };
-    for run in 0..runs {
-        let m = common::transform(elt, &dir.join(format!("lake-{run}")), input, Stdio::piped());
-        measured.summary = serde_json::from_str(m.stdout.trim()).expect("a summary line");
-        measured.walls.push(m.wall.as_secs_f64());
-        measured.rss.push(m.peak_rss_mib);
+/// The hour recompressed as the ingest's `RAW_COMPRESSION=zstd` stores it, made once.
+fn zstd_copy(input: &Path) -> PathBuf {
+    let name = input
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let zstd = input.with_file_name(name.replace(".json.gz", ".json.zst"));
+    if !zstd.exists() {
+        let raw = std::fs::File::open(input).expect("the hour file opens");
+        let mut json = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(raw));
+        let out = std::fs::File::create(&zstd).expect("the zstd copy is created");
+        let mut encoder = zstd::Encoder::new(out, 3).expect("a zstd encoder");
+        std::io::copy(&mut json, &mut encoder).expect("recompressed");
+        encoder.finish().expect("the zstd frame ends");
     }
-    measured
+    zstd
 }
 
-impl Runs {
-    fn print(&self, label: &str) {
-        let wall = median(self.walls.clone());
-        let records = self.summary["records"].as_f64().unwrap_or(0.0);
-        let json_mb = self.summary["json_bytes"].as_f64().unwrap_or(0.0) / 1e6;
-        let peak = self.rss.iter().copied().fold(0.0, f64::max);
-        let list = |values: &[f64], digits: usize| {
-            values
-                .iter()
-                .map(|v| format!("{v:.digits$}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+/// Several runs of one command: medians of CPU, wall and peak RSS, and the last summary line.
+struct Series {
+    cpu: f64,
+    wall: f64,
+    peak: f64,
+    walls: Vec<f64>,
+    stdout: String,
+}
+
+impl Series {
+    fn of(runs: usize, mut run: impl FnMut() -> Measured) -> Series {
+        Series::from((0..runs.max(1)).map(|_| run()).collect::<Vec<_>>())
+    }
+
+    fn from(measured: Vec<Measured>) -> Series {
+        let pick = |f: fn(&Measured) -> f64| median(measured.iter().map(f).collect());
+        Series {
+            cpu: pick(|m| m.cpu_seconds),
+            wall: pick(|m| m.wall.as_secs_f64()),
+            peak: pick(|m| m.peak_rss_mib),
+            walls: measured.iter().map(|m| m.wall.as_secs_f64()).collect(),
+            stdout: measured
+                .last()
+                .map(|m| m.stdout.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn summary(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// What one benchmark run found: printed as a Markdown table and kept as JSON.
+struct Report {
+    lines: Vec<String>,
+    figures: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Report {
+    fn new(input: &Path, runs: usize) -> Report {
+        let mut figures = serde_json::Map::new();
+        figures.insert("input".into(), input.display().to_string().into());
+        figures.insert("runs".into(), runs.into());
+        figures.insert(
+            "cpus".into(),
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .into(),
+        );
+        Report {
+            lines: vec![
+                "| | CPU s | × floor | wall s | × floor | peak RSS MiB | events/s |".into(),
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: |".into(),
+            ],
+            figures,
+        }
+    }
+
+    fn describe(&mut self, run: &Series, events: u64) {
+        let summary = run.summary();
+        let json_mb = summary["json_bytes"].as_f64().unwrap_or(0.0) / 1e6;
+        println!("the hour: {events} events, {json_mb:.0} MB of JSON");
+        self.figures.insert("events".into(), events.into());
+        self.figures.insert("json_mb".into(), json_mb.into());
+    }
+
+    fn row(&mut self, label: &str, run: &Series, floor: &Series) {
+        let records = run.summary()["records"].as_f64();
+        let per_second = records.map_or(String::new(), |r| format!("{:.0}", r / run.wall));
+        let line = format!(
+            "| {label} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {per_second} |",
+            run.cpu,
+            run.cpu / floor.cpu,
+            run.wall,
+            run.wall / floor.wall,
+            run.peak
+        );
         println!(
-            "{label:<28} {wall:>8.2} {:>12.0} {:>10.0} {peak:>14.0}   ({json_mb:.0} MB of JSON; runs, s: {}; RSS, MiB: {})",
-            records / wall,
-            json_mb / wall,
-            list(&self.walls, 2),
-            list(&self.rss, 0),
+            "{line}   (walls: {:?})",
+            run.walls
+                .iter()
+                .map(|w| (w * 100.0).round() / 100.0)
+                .collect::<Vec<_>>()
+        );
+        self.lines.push(line);
+        self.figures.insert(
+            label.replace("**", ""),
+            serde_json::json!({
+                "cpu_seconds": run.cpu, "wall_seconds": run.wall, "peak_rss_mib": run.peak,
+                "cpu_ratio": run.cpu / floor.cpu, "wall_ratio": run.wall / floor.wall,
+                "floor_cpu_seconds": floor.cpu, "floor_wall_seconds": floor.wall,
+            }),
         );
     }
+
+    /// Issue 14's targets, each with the figure that meets it or not.
+    fn targets(&mut self, floor: &Series, two: &Series, one: &Series, large: Option<&Series>) {
+        let mut checks = vec![
+            (
+                "CPU ≤ 3.1× the floor",
+                two.cpu / floor.cpu <= CPU_RATIO_TARGET,
+                format!("{:.2}×", two.cpu / floor.cpu),
+            ),
+            (
+                "2-core wall ≤ 2.0× the floor",
+                two.wall / floor.wall <= WALL_RATIO_TARGET,
+                format!("{:.2}×", two.wall / floor.wall),
+            ),
+            (
+                "peak ≤ 256 MiB",
+                two.peak <= PEAK_TARGET_MIB,
+                format!("{:.0} MiB", two.peak),
+            ),
+            (
+                "1-core wall ≈ CPU",
+                true,
+                format!("{:.2} s wall, {:.2} s CPU", one.wall, one.cpu),
+            ),
+        ];
+        if let Some(large) = large {
+            let growth = large.peak / two.peak;
+            checks.push((
+                "4× hour peak within +20%",
+                growth <= LARGE_PEAK_GROWTH_TARGET,
+                format!("{:.0} MiB, {:+.0}%", large.peak, (growth - 1.0) * 100.0),
+            ));
+        }
+        println!();
+        for (target, met, figure) in &checks {
+            println!(
+                "{} {target}: {figure}",
+                if *met { "met    " } else { "NOT MET" }
+            );
+        }
+        let targets: serde_json::Map<_, _> = checks
+            .into_iter()
+            .map(|(t, met, figure)| {
+                (
+                    t.to_string(),
+                    serde_json::json!({"met": met, "figure": figure}),
+                )
+            })
+            .collect();
+        self.figures.insert("targets".into(), targets.into());
+    }
+
+    fn print_and_save(&self) {
+        println!("\nFor the README:\n");
+        for line in &self.lines {
+            println!("{line}");
+        }
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/figures/transform.json");
+        let json = serde_json::to_string_pretty(&self.figures).expect("figures serialise");
+        std::fs::write(&path, json + "\n").expect("the figures are written");
+        println!("\nfigures: {}", path.display());
+    }
 }
 
-fn duckdb_peer(input: &Path, dir: &Path, records: f64, json_mb: f64) {
+/// DuckDB on the same file with 2 threads, when `duckdb` is importable in python3.
+fn duckdb_peer(input: &Path, dir: &Path) -> Option<Measured> {
     let available = Command::new("python3")
         .args(["-c", "import duckdb"])
         .stderr(Stdio::null())
         .status();
     if !available.is_ok_and(|s| s.success()) {
-        println!(
-            "{:<28} skipped: `pip install duckdb` to compare",
-            "duckdb (2 threads)"
-        );
-        return;
+        println!("DuckDB skipped: `pip install duckdb` to compare");
+        return None;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/duckdb_peer.py");
     let out = dir.join("duckdb.parquet");
@@ -134,21 +331,52 @@ fn duckdb_peer(input: &Path, dir: &Path, records: f64, json_mb: f64) {
             .arg(&script)
             .arg(input)
             .arg(&out)
-            .stdout(Stdio::piped()),
+            .stdout(Stdio::null()),
     );
     let _ = std::fs::remove_file(&out);
-    if !m.ok {
-        println!("{:<28} failed", "duckdb (2 threads)");
+    m.ok.then_some(m)
+}
+
+/// One transform under `perf record`; the functions with the most CPU, self time.
+fn profile(elt: &str, dir: &Path, input: &Path) {
+    let data = dir.join("perf.data");
+    let lake = dir.join("lake-profile");
+    let _ = std::fs::remove_dir_all(&lake);
+    let recorded = Command::new("perf")
+        .args(["record", "-F", "999", "-g", "-o"])
+        .arg(&data)
+        .args(["--", elt, "transform", "--lake"])
+        .arg(&lake)
+        .arg(input)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(&lake);
+    if !recorded.is_ok_and(|s| s.success()) {
+        println!("profile skipped: `perf record` did not run");
         return;
     }
-    let wall = m.wall.as_secs_f64();
-    println!(
-        "{:<28} {:>8.2} {:>12.0} {:>10.0} {:>14.0}   ({})",
-        "duckdb (2 threads)",
-        wall,
-        records / wall,
-        json_mb / wall,
-        m.peak_rss_mib,
-        m.stdout.trim()
-    );
+    let report = Command::new("perf")
+        .args([
+            "report",
+            "--no-children",
+            "--sort",
+            "symbol",
+            "--stdio",
+            "-g",
+            "none",
+            "--percent-limit",
+            "1",
+            "-i",
+        ])
+        .arg(&data)
+        .output();
+    if let Ok(report) = report {
+        println!("\nwhere the CPU goes (perf, self time, ≥1%):");
+        for line in String::from_utf8_lossy(&report.stdout).lines() {
+            if !line.starts_with('#') && !line.trim().is_empty() {
+                println!("{line}");
+            }
+        }
+    }
 }

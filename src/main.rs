@@ -4,10 +4,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-// The pipeline allocates many small strings and buffers on several threads at once; glibc's
-// allocator spent about a tenth of the CPU time of a transform on that (perf), mimalloc less.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use gh_elt::commands::Command;
 
 #[derive(Parser)]

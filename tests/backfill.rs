@@ -103,10 +103,15 @@ impl Backfill {
                     .unwrap()
             })
             .collect();
-        children
+        // Each worker's output is read as it comes: a worker whose pipe filled up would wait.
+        let readers: Vec<_> = children
             .into_iter()
-            .map(|child| {
-                let output = child.wait_with_output().unwrap();
+            .map(|child| std::thread::spawn(move || child.wait_with_output().unwrap()))
+            .collect();
+        readers
+            .into_iter()
+            .map(|reader| {
+                let output = reader.join().unwrap();
                 assert!(output.status.success(), "worker: {}", stderr(&output));
                 output
             })

@@ -27,8 +27,22 @@ use crate::objects::ObjectWriter;
 
 /// Long free-text columns: dictionaries and min/max statistics cost time there and buy nothing.
 const LONG_TEXT_COLUMNS: &[&str] = &["payload", "body", "title", "diff_hunk"];
+/// Columns of few distinct values, which a dictionary makes small. The others are written plain:
+/// ids, SHAs, names and text would fill the dictionary (hashing every value) only to fall back.
+const FEW_VALUES_COLUMNS: &[&str] = &[
+    "event_type",
+    "public",
+    "action",
+    "ref_type",
+    "state",
+    "locked",
+    "author_association",
+    "merged",
+    "review_state",
+    "source_file",
+];
 /// A row group is closed once its encoded size passes this, which bounds the writer's memory.
-const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+const ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Rows handed to the Parquet writer at a time: the granularity of the part size check.
 const SLICE_ROWS: usize = 1024;
@@ -118,6 +132,10 @@ impl PartWriter {
             props = props
                 .set_column_dictionary_enabled(column.clone(), false)
                 .set_column_statistics_enabled(column, EnabledStatistics::None);
+        }
+        props = props.set_dictionary_enabled(false);
+        for name in FEW_VALUES_COLUMNS {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(*name), true);
         }
         let created_at = schema
             .index_of(PARTITION_COLUMN)

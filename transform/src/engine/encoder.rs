@@ -33,7 +33,7 @@ pub(super) async fn run(
     let mut output = crate::sql::execute(sql.text(), raw_events)
         .await
         .context("running the transform SQL")?;
-    let (batch_tx, mut batch_rx) = mpsc::channel::<RecordBatch>(2);
+    let (batch_tx, mut batch_rx) = mpsc::channel::<RecordBatch>(1);
     let mut writer = PartWriter::new(target, output.schema(), max_part_bytes);
     let encoder = std::thread::Builder::new()
         .name("gh-elt-encoder".into())

@@ -65,7 +65,7 @@ pub(crate) async fn encode(
     };
     let quarantine = open_quarantine(&target, &file.source, rejects.staging.clone());
 
-    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(options.parse_threads * 2);
+    let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(options.parse_threads);
     let reader = reader::spawn(
         file.body,
         file.progress,
@@ -79,6 +79,7 @@ pub(crate) async fn encode(
         options.parse_threads,
         chunk_rx,
         &quarantine,
+        options.sql.dedupes_ahead(),
     )?;
     let store = target.store.clone();
     let result = encoder::run(

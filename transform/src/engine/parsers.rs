@@ -1,17 +1,20 @@
 //! Stage 2, the parser threads: chunks of lines into `raw_events` batches, bad records to the
 //! quarantine; then the batches back in file order, counted, as the stream the SQL reads.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use anyhow::anyhow;
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use events::Repairs;
+use hashbrown::HashSet;
 use tokio::sync::mpsc;
 
 use crate::input::Chunk;
@@ -26,15 +29,17 @@ pub(super) struct Parsers {
     pub counts: Arc<Counts>,
 }
 
-/// Starts `threads` parsers on the chunks of `source`.
+/// Starts `threads` parsers on the chunks of `source`. With `dedupe_ahead`, the later
+/// occurrences of an id are dropped from the stream (see [`crate::sql::TransformSql::dedupes_ahead`]).
 pub(super) fn spawn(
     source: &str,
     max_line_bytes: usize,
     threads: usize,
     chunks: crossbeam_channel::Receiver<Chunk>,
     quarantine: &Arc<Mutex<Quarantine>>,
+    dedupe_ahead: bool,
 ) -> anyhow::Result<Parsers> {
-    let (parsed_tx, parsed_rx) = mpsc::channel::<anyhow::Result<Parsed>>(threads * 2);
+    let (parsed_tx, parsed_rx) = mpsc::channel::<anyhow::Result<Parsed>>(threads);
     let mut handles = Vec::new();
     for i in 0..threads.max(1) {
         let (chunks, parsed_tx, quarantine) =
@@ -63,6 +68,8 @@ pub(super) fn spawn(
             next: 0,
             rx: parsed_rx,
             counts: counts.clone(),
+            first_seen: dedupe_ahead.then(FirstSeen::new),
+            ready: VecDeque::new(),
         },
         |mut state| async move { state.next_batch().await.map(|batch| (batch, state)) },
     );
@@ -140,21 +147,32 @@ impl Counts {
     }
 }
 
-/// Puts parsed chunks back in file order (first occurrence must win the dedupe) and counts them.
+/// Puts parsed chunks back in file order (first occurrence must win the dedupe) and counts them;
+/// drops the later occurrences of an id when told to.
 struct Reorder {
     pending: BTreeMap<u64, Parsed>,
     next: u64,
     rx: mpsc::Receiver<anyhow::Result<Parsed>>,
     counts: Arc<Counts>,
+    first_seen: Option<FirstSeen>,
+    /// Slices of the last batch, waiting to be handed on.
+    ready: VecDeque<RecordBatch>,
 }
 
 impl Reorder {
     async fn next_batch(&mut self) -> Option<Result<RecordBatch, DataFusionError>> {
         loop {
+            if let Some(batch) = self.ready.pop_front() {
+                return Some(Ok(batch));
+            }
             if let Some(parsed) = self.pending.remove(&self.next) {
                 self.next += 1;
                 self.counts.add(&parsed);
-                return Some(Ok(parsed.batch));
+                match &mut self.first_seen {
+                    Some(first_seen) => self.ready.extend(first_seen.keep(&parsed.batch)),
+                    None => return Some(Ok(parsed.batch)),
+                }
+                continue;
             }
             match self.rx.recv().await {
                 Some(Ok(parsed)) => {
@@ -169,5 +187,99 @@ impl Reorder {
                 }
             }
         }
+    }
+}
+
+/// The ids seen so far in the file, in file order: what `first_seen(id)` would answer.
+struct FirstSeen {
+    seen: HashSet<i64>,
+    id_column: Option<usize>,
+}
+
+impl FirstSeen {
+    fn new() -> FirstSeen {
+        FirstSeen {
+            seen: HashSet::with_capacity(1 << 18),
+            id_column: schema::raw_events_schema().index_of("id").ok(),
+        }
+    }
+
+    /// The runs of `batch`'s rows whose id is seen for the first time, as zero-copy slices. A
+    /// row without an id is dropped, as `first_seen(NULL)` is false.
+    fn keep(&mut self, batch: &RecordBatch) -> Vec<RecordBatch> {
+        let Some(ids) = self
+            .id_column
+            .map(|c| batch.column(c).as_primitive::<Int64Type>())
+        else {
+            return vec![batch.clone()];
+        };
+        let mut runs = Vec::new();
+        let mut start = None;
+        for row in 0..batch.num_rows() {
+            let first = ids.is_valid(row) && self.seen.insert(ids.value(row));
+            match (first, start) {
+                (true, None) => start = Some(row),
+                (false, Some(from)) => {
+                    runs.push(batch.slice(from, row - from));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(from) = start {
+            runs.push(batch.slice(from, batch.num_rows() - from));
+        }
+        runs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    #[test]
+    fn first_seen_keeps_first_occurrences_as_slices_across_batches() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("line", DataType::Utf8, false),
+        ]));
+        let batch = |ids: Vec<Option<i64>>| {
+            let lines: Vec<String> = (0..ids.len()).map(|i| format!("line {i}")).collect();
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from(ids)),
+                    Arc::new(StringArray::from(lines)),
+                ],
+            )
+            .unwrap()
+        };
+        let mut first_seen = FirstSeen {
+            seen: HashSet::new(),
+            id_column: Some(0),
+        };
+        let ids_of = |runs: &[RecordBatch]| -> Vec<Vec<i64>> {
+            runs.iter()
+                .map(|r| r.column(0).as_primitive::<Int64Type>().values().to_vec())
+                .collect()
+        };
+        let runs = first_seen.keep(&batch(vec![
+            Some(1),
+            Some(2),
+            Some(1),
+            None,
+            Some(3),
+            Some(3),
+        ]));
+        assert_eq!(ids_of(&runs), vec![vec![1, 2], vec![3]]);
+        assert_eq!(runs[1].column(1).as_string::<i32>().value(0), "line 4");
+        let runs = first_seen.keep(&batch(vec![Some(4), Some(5)]));
+        assert_eq!(ids_of(&runs), vec![vec![4, 5]]);
+        assert!(first_seen.keep(&batch(vec![Some(2), Some(5)])).is_empty());
     }
 }
