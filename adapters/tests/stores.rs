@@ -250,14 +250,9 @@ fn moto_endpoint() -> &'static str {
 fn moto_command(port: u16) -> Command {
     let mut command = Command::new("python3");
     command
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
+        // The root crate's launcher: moto.server with DynamoDB's item writes made atomic.
+        .args(["-c", include_str!("../../tests/support/moto_server.py")])
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     // SAFETY: prctl is async-signal-safe; it only asks the kernel to stop moto with us.

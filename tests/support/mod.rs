@@ -29,7 +29,9 @@ pub fn moto() -> &'static Moto {
         let port = free_port();
         let mut command = Command::new("python3");
         command
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            // moto.server with DynamoDB's item writes made atomic, as DynamoDB's are.
+            .args(["-c", include_str!("moto_server.py")])
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         // SAFETY: prctl is async-signal-safe; it only asks the kernel to stop moto with us.
