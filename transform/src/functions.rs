@@ -68,10 +68,20 @@ impl ScalarUDFImpl for FirstSeen {
             .lock()
             .map_err(|_| DataFusionError::Execution("first_seen: lock poisoned".into()))?;
         let firsts: BooleanArray = (0..ids.len())
-            .map(|i| Some(ids.is_valid(i) && seen.insert(ids.value(i))))
+            .map(|i| Some(first_occurrence(&mut seen, ids, i)))
             .collect();
         Ok(ColumnarValue::Array(Arc::new(firsts)))
     }
+}
+
+/// `first_seen`'s rule, kept in one place for the UDF and for the engine's dedupe ahead of the
+/// SQL: row `row`'s id is seen for the first time (noted now); a null id never is.
+pub(crate) fn first_occurrence(
+    seen: &mut HashSet<i64>,
+    ids: &datafusion::arrow::array::Int64Array,
+    row: usize,
+) -> bool {
+    ids.is_valid(row) && seen.insert(ids.value(row))
 }
 
 /// `coalesce(a, b, …)`: the first of its arguments that is not null, as SQL has it. DataFusion's

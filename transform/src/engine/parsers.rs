@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use anyhow::anyhow;
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::error::DataFusionError;
@@ -17,6 +17,7 @@ use events::Repairs;
 use hashbrown::HashSet;
 use tokio::sync::mpsc;
 
+use crate::functions::first_occurrence;
 use crate::input::Chunk;
 use crate::parse::{ChunkParser, Parsed};
 use crate::quarantine::Quarantine;
@@ -68,7 +69,7 @@ pub(super) fn spawn(
             next: 0,
             rx: parsed_rx,
             counts: counts.clone(),
-            first_seen: dedupe_ahead.then(FirstSeen::new),
+            later_occurrences: dedupe_ahead.then(LaterOccurrences::new),
             ready: VecDeque::new(),
         },
         |mut state| async move { state.next_batch().await.map(|batch| (batch, state)) },
@@ -154,7 +155,7 @@ struct Reorder {
     next: u64,
     rx: mpsc::Receiver<anyhow::Result<Parsed>>,
     counts: Arc<Counts>,
-    first_seen: Option<FirstSeen>,
+    later_occurrences: Option<LaterOccurrences>,
     /// Slices of the last batch, waiting to be handed on.
     ready: VecDeque<RecordBatch>,
 }
@@ -168,7 +169,7 @@ impl Reorder {
             if let Some(parsed) = self.pending.remove(&self.next) {
                 self.next += 1;
                 self.counts.add(&parsed);
-                match &mut self.first_seen {
+                match &mut self.later_occurrences {
                     Some(first_seen) => self.ready.extend(first_seen.keep(&parsed.batch)),
                     None => return Some(Ok(parsed.batch)),
                 }
@@ -190,15 +191,16 @@ impl Reorder {
     }
 }
 
-/// The ids seen so far in the file, in file order: what `first_seen(id)` would answer.
-struct FirstSeen {
+/// Drops the later occurrences of an id: the ids seen so far in the file, in file order, and
+/// what `first_seen(id)` would answer for each row ([`first_occurrence`]).
+struct LaterOccurrences {
     seen: HashSet<i64>,
     id_column: Option<usize>,
 }
 
-impl FirstSeen {
-    fn new() -> FirstSeen {
-        FirstSeen {
+impl LaterOccurrences {
+    fn new() -> LaterOccurrences {
+        LaterOccurrences {
             seen: HashSet::with_capacity(1 << 18),
             id_column: schema::raw_events_schema().index_of("id").ok(),
         }
@@ -216,7 +218,7 @@ impl FirstSeen {
         let mut runs = Vec::new();
         let mut start = None;
         for row in 0..batch.num_rows() {
-            let first = ids.is_valid(row) && self.seen.insert(ids.value(row));
+            let first = first_occurrence(&mut self.seen, ids, row);
             match (first, start) {
                 (true, None) => start = Some(row),
                 (false, Some(from)) => {
@@ -259,7 +261,7 @@ mod tests {
             )
             .unwrap()
         };
-        let mut first_seen = FirstSeen {
+        let mut first_seen = LaterOccurrences {
             seen: HashSet::new(),
             id_column: Some(0),
         };
