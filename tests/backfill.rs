@@ -3,7 +3,7 @@
 //! would; the raw bucket's notifications then feed the transforms (more workers), and
 //! `elt verify --aws` audits the range. `ELT_FANOUT_HOURS` sets the range, spanning the end of
 //! the timeline era and the start of today's: 480 hours in CI (about 4 minutes in a debug
-//! build), `ELT_FANOUT_HOURS=2000` for the full-scale proof (over 15 minutes: moto is one Python
+//! build), `ELT_FANOUT_HOURS=2000` for the full-scale proof (about 14 minutes: moto is one Python
 //! process).
 
 mod support;
