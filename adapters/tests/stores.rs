@@ -250,7 +250,7 @@ fn moto_endpoint() -> &'static str {
 fn moto_command(port: u16) -> Command {
     let mut command = Command::new("python3");
     command
-        // The root crate's launcher: moto.server with DynamoDB's item writes made atomic.
+        // The root crate's launcher: moto.server with the DynamoDB mends it describes.
         .args(["-c", include_str!("../../tests/support/moto_server.py")])
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(Stdio::null())

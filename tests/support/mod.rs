@@ -29,7 +29,7 @@ pub fn moto() -> &'static Moto {
         let port = free_port();
         let mut command = Command::new("python3");
         command
-            // moto.server with DynamoDB's item writes made atomic, as DynamoDB's are.
+            // moto.server with the DynamoDB mends its launcher describes.
             .args(["-c", include_str!("moto_server.py")])
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())

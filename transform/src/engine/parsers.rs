@@ -170,7 +170,7 @@ impl Reorder {
                 self.next += 1;
                 self.counts.add(&parsed);
                 match &mut self.later_occurrences {
-                    Some(first_seen) => self.ready.extend(first_seen.keep(&parsed.batch)),
+                    Some(later) => self.ready.extend(later.keep(&parsed.batch)),
                     None => return Some(Ok(parsed.batch)),
                 }
                 continue;
@@ -245,7 +245,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn first_seen_keeps_first_occurrences_as_slices_across_batches() {
+    fn later_occurrences_are_dropped_and_first_ones_kept_as_slices_across_batches() {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, true),
             Field::new("line", DataType::Utf8, false),
@@ -261,7 +261,7 @@ mod tests {
             )
             .unwrap()
         };
-        let mut first_seen = LaterOccurrences {
+        let mut later = LaterOccurrences {
             seen: HashSet::new(),
             id_column: Some(0),
         };
@@ -270,7 +270,7 @@ mod tests {
                 .map(|r| r.column(0).as_primitive::<Int64Type>().values().to_vec())
                 .collect()
         };
-        let runs = first_seen.keep(&batch(vec![
+        let runs = later.keep(&batch(vec![
             Some(1),
             Some(2),
             Some(1),
@@ -280,8 +280,8 @@ mod tests {
         ]));
         assert_eq!(ids_of(&runs), vec![vec![1, 2], vec![3]]);
         assert_eq!(runs[1].column(1).as_string::<i32>().value(0), "line 4");
-        let runs = first_seen.keep(&batch(vec![Some(4), Some(5)]));
+        let runs = later.keep(&batch(vec![Some(4), Some(5)]));
         assert_eq!(ids_of(&runs), vec![vec![4, 5]]);
-        assert!(first_seen.keep(&batch(vec![Some(2), Some(5)])).is_empty());
+        assert!(later.keep(&batch(vec![Some(2), Some(5)])).is_empty());
     }
 }
