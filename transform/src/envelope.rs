@@ -20,9 +20,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::fields::{object_or_plain, EventId, Text, Timestamp};
-use crate::payload::User;
+use crate::payload::{Payload, User};
+use crate::span;
 
-/// The top-level fields of one record, with the payload still as raw JSON text.
+/// The top-level fields of one record, with the payload as raw JSON text, or decoded with its
+/// text located ([`read_once`]).
 pub(crate) struct Envelope<'a> {
     /// `None` for timeline records, which have no id.
     pub id: Option<i64>,
@@ -33,10 +35,32 @@ pub(crate) struct Envelope<'a> {
     pub repo: Option<Repo<'a>>,
     pub org: Option<Org<'a>>,
     pub public: Option<bool>,
-    /// `None` where the record has no payload (or a JSON `null` one).
+    /// `None` where the record has no payload (or a JSON `null` one), or where [`read_once`]
+    /// decoded it.
     pub payload: Option<&'a RawValue>,
+    /// The payload [`read_once`] decoded in the envelope's own pass.
+    pub decoded: Option<DecodedPayload<'a>>,
     /// The top-level fields no column takes, as a JSON object in line order; `None` if none.
     pub other: Option<String>,
+}
+
+/// A payload decoded in the envelope's pass, and its text as it stood in the record.
+pub(crate) struct DecodedPayload<'a> {
+    pub payload: Payload<'a>,
+    pub text: &'a str,
+}
+
+/// Reads `record` in one pass, the payload's fields with the rest; its text is found from where
+/// its key and the next one lie ([`crate::span`]), not by reading it again. An error here may be
+/// only that the text could not be located: read the record with `serde_json::from_str` then,
+/// which also words any reason.
+pub(crate) fn read_once(record: &str) -> serde_json::Result<Envelope<'_>> {
+    let mut de = serde_json::Deserializer::from_str(record);
+    let envelope = (&mut de).deserialize_map(EnvelopeVisitor {
+        record: Some(record),
+    })?;
+    de.end()?;
+    Ok(envelope)
 }
 
 #[derive(Deserialize, Serialize, Default)]
@@ -140,19 +164,27 @@ impl Key<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+/// A key, and its text in the record where the deserializer lent it (it holds no escapes).
+struct KeyIn<'a> {
+    key: Key<'a>,
+    lent: Option<&'a str>,
+}
+
+impl<'de> Deserialize<'de> for KeyIn<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KeyIn<'de>, D::Error> {
         struct KeyVisitor;
         impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
+            type Value = KeyIn<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a field name")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key::known(v).unwrap_or(Key::Other(Cow::Borrowed(v))))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<KeyIn<'de>, E> {
+                let key = Key::known(v).unwrap_or(Key::Other(Cow::Borrowed(v)));
+                Ok(KeyIn { key, lent: Some(v) })
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key::known(v).unwrap_or_else(|| Key::Other(Cow::Owned(v.to_owned()))))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyIn<'de>, E> {
+                let key = Key::known(v).unwrap_or_else(|| Key::Other(Cow::Owned(v.to_owned())));
+                Ok(KeyIn { key, lent: None })
             }
         }
         d.deserialize_identifier(KeyVisitor)
@@ -239,13 +271,40 @@ fn parse_kept<'de, T: Deserialize<'de>, E: de::Error>(
 
 impl<'de> Deserialize<'de> for Envelope<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Envelope<'de>, D::Error> {
-        d.deserialize_map(EnvelopeVisitor)
+        d.deserialize_map(EnvelopeVisitor { record: None })
     }
 }
 
-struct EnvelopeVisitor;
+/// With the record's text, the payload is decoded in this pass ([`read_once`]); without it, it
+/// is kept as raw text.
+struct EnvelopeVisitor<'a> {
+    record: Option<&'a str>,
+}
 
-impl<'de> Visitor<'de> for EnvelopeVisitor {
+/// A payload decoded from `start`, whose end is known at the next key or the object's close.
+struct Unended<'a> {
+    start: usize,
+    payload: Payload<'a>,
+}
+
+impl<'a> Unended<'a> {
+    fn end<E: de::Error>(
+        self,
+        record: &'a str,
+        end: Option<usize>,
+    ) -> Result<DecodedPayload<'a>, E> {
+        let text = end
+            .filter(|&end| end >= self.start)
+            .and_then(|end| record.get(self.start..end))
+            .ok_or_else(|| E::custom("the payload's text could not be located"))?;
+        Ok(DecodedPayload {
+            payload: self.payload,
+            text,
+        })
+    }
+}
+
+impl<'de> Visitor<'de> for EnvelopeVisitor<'de> {
     type Value = Envelope<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -259,7 +318,12 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
         let (mut attributes, mut repository): (Option<ActorAttributes>, Option<Repository>) =
             (None, None);
         let mut other = OtherFields::default();
-        while let Some(key) = map.next_key::<Key<'de>>()? {
+        let (mut decoded, mut unended) = (None, None::<Unended<'de>>);
+        while let Some(KeyIn { key, lent }) = map.next_key::<KeyIn<'de>>()? {
+            if let (Some(record), Some(value)) = (self.record, unended.take()) {
+                let end = lent.and_then(|key| span::value_end_before(record, key));
+                decoded = Some(value.end(record, end)?);
+            }
             match key {
                 Key::Id => id = map.next_value::<EventId>()?.0,
                 Key::Type => event_type = Some(map.next_value::<Text<'de>>()?.0),
@@ -268,7 +332,18 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                 Key::Repo => repo = map.next_value()?,
                 Key::Org => org = map.next_value()?,
                 Key::Public => public = map.next_value()?,
-                Key::Payload => payload = map.next_value::<Option<&'de RawValue>>()?,
+                Key::Payload => {
+                    (payload, decoded) = (None, None);
+                    let start = self.record.zip(lent);
+                    match start.and_then(|(record, key)| span::value_start(record, key)) {
+                        Some(start) => {
+                            unended = map
+                                .next_value::<Option<Payload<'de>>>()?
+                                .map(|payload| Unended { start, payload });
+                        }
+                        None => payload = map.next_value::<Option<&'de RawValue>>()?,
+                    }
+                }
                 Key::ActorAttributes => {
                     let raw: &'de RawValue = map.next_value()?;
                     attributes = parse_kept("actor_attributes", raw)?;
@@ -282,6 +357,9 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                 Key::Other(name) => other.push(&name, map.next_value::<&'de RawValue>()?),
             }
         }
+        if let (Some(record), Some(value)) = (self.record, unended) {
+            decoded = Some(value.end(record, span::value_end_at_close(record))?);
+        }
         let mut envelope = Envelope {
             id,
             event_type: event_type.ok_or_else(|| de::Error::missing_field("type"))?,
@@ -291,6 +369,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
             org,
             public,
             payload,
+            decoded,
             other: other.finish(),
         };
         envelope.fill_from_timeline(attributes, repository);
@@ -336,95 +415,4 @@ impl<'a> Envelope<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn envelope(text: &str) -> Result<Envelope<'_>, String> {
-        serde_json::from_str(text).map_err(|e| e.to_string())
-    }
-
-    fn refusal(text: &str) -> String {
-        envelope(text).err().unwrap_or_default()
-    }
-
-    #[test]
-    fn events_api_records_read_as_before_with_nothing_left_over() {
-        let e = envelope(r#"{"id":"26170139443","type":"PushEvent","actor":{"id":1,"login":"a","display_login":"a","gravatar_id":"","url":"u","avatar_url":"v"},"repo":{"id":2,"name":"o/r","url":"u"},"payload":{"size":1},"public":true,"created_at":"2024-03-05T14:00:01Z","org":{"id":3,"login":"o"}}"#).ok().unwrap();
-        assert_eq!(e.id, Some(26170139443));
-        assert_eq!(e.event_type, "PushEvent");
-        assert_eq!(e.created_at, 1_709_647_201_000);
-        let actor = e.actor.unwrap();
-        assert_eq!((actor.id, actor.login.as_deref()), (Some(1), Some("a")));
-        let repo = e.repo.unwrap();
-        assert_eq!((repo.id, repo.name.as_deref()), (Some(2), Some("o/r")));
-        assert_eq!(e.org.unwrap().login.as_deref(), Some("o"));
-        assert_eq!(e.payload.map(RawValue::get), Some(r#"{"size":1}"#));
-        assert_eq!(e.public, Some(true));
-        assert_eq!(e.other, None);
-    }
-
-    #[test]
-    fn timeline_records_map_onto_the_same_fields() {
-        let line = r#"{"payload":{"size":1},"public":true,"created_at":"2013-02-15T20:00:39-08:00","actor_attributes":{"login":"begoon","type":"User","name":"A"},"type":"PushEvent","actor":"begoon","url":"https://github.com/x/y/compare/a...b","repository":{"id":42,"name":"y","owner":"x","organization":"x-org","stargazers":3}}"#;
-        let e = envelope(line).ok().unwrap();
-        assert_eq!(e.id, None);
-        assert_eq!(
-            e.created_at,
-            crate::fields::parse_timestamp_millis("2013-02-16T04:00:39Z").unwrap()
-        );
-        let actor = e.actor.unwrap();
-        assert_eq!((actor.id, actor.login.as_deref()), (None, Some("begoon")));
-        let repo = e.repo.unwrap();
-        assert_eq!((repo.id, repo.name.as_deref()), (Some(42), Some("x/y")));
-        let org = e.org.unwrap();
-        assert_eq!((org.id, org.login.as_deref()), (None, Some("x-org")));
-        assert_eq!(
-            e.other.as_deref(),
-            Some(
-                r#"{"actor_attributes":{"login":"begoon","type":"User","name":"A"},"url":"https://github.com/x/y/compare/a...b","repository":{"id":42,"name":"y","owner":"x","organization":"x-org","stargazers":3}}"#
-            )
-        );
-    }
-
-    #[test]
-    fn what_a_timeline_record_lacks_stays_null() {
-        let e = envelope(r#"{"actor":null,"created_at":"2014-02-15T00:06:20-08:00","public":true,"type":"GistEvent","url":"https://gist.github.com/9015962"}"#).ok().unwrap();
-        assert!(e.actor.is_none() && e.repo.is_none() && e.org.is_none());
-        assert!(e.payload.is_none());
-        assert_eq!(
-            e.other.as_deref(),
-            Some(r#"{"url":"https://gist.github.com/9015962"}"#)
-        );
-        let e = envelope(r#"{"actor_attributes":{"login":"only-here"},"type":"X","created_at":"2014-02-15T00:06:20-08:00","payload":null}"#).ok().unwrap();
-        assert_eq!(e.actor.unwrap().login.as_deref(), Some("only-here"));
-        assert!(e.payload.is_none());
-    }
-
-    #[test]
-    fn reasons_name_the_field() {
-        let err = refusal(
-            r#"{"type":"X","created_at":"2014-02-15T00:06:20-08:00","repository":{"id":"x"}}"#,
-        );
-        assert!(err.starts_with("repository.id: invalid type"), "{err}");
-        let err = refusal(r#"{"created_at":"2014-02-15T00:06:20-08:00"}"#);
-        assert!(err.contains("missing field `type`"), "{err}");
-        let err = refusal(r#"{"type":"X","created_at":"yesterday"}"#);
-        assert!(err.contains("not an RFC 3339 time"), "{err}");
-        let err = refusal(r#"{"type":"X","created_at":"2014-02-15T00:06:20Z","actor":7}"#);
-        assert!(err.contains("invalid type"), "{err}");
-        assert!(refusal("[1,2]").contains("invalid type"));
-    }
-
-    #[test]
-    fn made_up_ids_are_stable_negative_and_tell_records_apart() {
-        let a = br#"{"type":"WatchEvent","actor":"a","created_at":"2013-02-15T00:00:45-08:00"}"#;
-        let b = br#"{"type":"WatchEvent","actor":"b","created_at":"2013-02-15T00:00:45-08:00"}"#;
-        assert_eq!(made_up_id(a), made_up_id(a));
-        assert_ne!(made_up_id(a), made_up_id(b));
-        assert!(made_up_id(a) < 0 && made_up_id(b) < 0 && made_up_id(b"") < 0);
-        // Pinned (computed independently, with Python's `xxhash.xxh3_64_intdigest`): the same
-        // bytes give these ids on every machine, in every version.
-        assert_eq!(made_up_id(b"{}"), -1_389_868_326_933_519_383);
-        assert_eq!(made_up_id(a), -1_375_264_856_631_492_354);
-    }
-}
+mod tests;

@@ -4,17 +4,18 @@
 //! is it split into its records ([`crate::records`]), each landed or quarantined on its own.
 
 use std::ops::Range;
+use std::sync::Arc;
 
+use datafusion::arrow::array::{ArrayRef, StringBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
 use events::Repairs;
 use serde_arrow::ArrayBuilder;
-use serde_json::value::RawValue;
 
-use crate::envelope::{made_up_id, Envelope};
+use crate::envelope::{made_up_id, read_once, Envelope};
 use crate::input::Chunk;
 use crate::payload::Payload;
 use crate::records::{split_line, Piece};
-use crate::schema::{raw_events_fields, RawEventRow};
+use crate::schema::{raw_events_schema, serialised_fields, RawEventRow, PAYLOAD_JSON};
 
 /// A record the parser refused: its line, why, and its bytes in the chunk.
 pub(crate) struct Reject {
@@ -41,9 +42,42 @@ impl Parsed {
 }
 
 pub(crate) struct ChunkParser {
-    builder: ArrayBuilder,
+    columns: Columns,
     source_file: String,
     max_line_bytes: usize,
+}
+
+/// The builders of a batch's columns.
+struct Columns {
+    /// Every column but `payload_json`.
+    rows: ArrayBuilder,
+    /// `payload_json`, sized once per chunk: its text is a part of the chunk's.
+    payload_json: StringBuilder,
+    /// Where `payload_json` goes among the other columns.
+    payload_json_at: usize,
+}
+
+impl Columns {
+    /// Room for a chunk of `bytes`, with offsets for a row per 256 bytes; pages of the text
+    /// never written are never touched.
+    fn reserve(&mut self, bytes: usize) {
+        self.payload_json = StringBuilder::with_capacity(bytes / 256, bytes);
+    }
+
+    fn push(&mut self, row: &RawEventRow) -> anyhow::Result<()> {
+        self.rows.push(row)?;
+        self.payload_json.append_option(row.payload_json);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> anyhow::Result<RecordBatch> {
+        let mut columns = self.rows.to_record_batch()?.columns().to_vec();
+        columns.insert(
+            self.payload_json_at,
+            Arc::new(self.payload_json.finish()) as ArrayRef,
+        );
+        Ok(RecordBatch::try_new(raw_events_schema(), columns)?)
+    }
 }
 
 /// What a chunk's lines gave besides rows.
@@ -62,8 +96,13 @@ impl LineTally {
 
 impl ChunkParser {
     pub fn new(source_file: String, max_line_bytes: usize) -> anyhow::Result<ChunkParser> {
+        let payload_json_at = raw_events_schema().index_of(PAYLOAD_JSON)?;
         Ok(ChunkParser {
-            builder: ArrayBuilder::from_arrow(&raw_events_fields())?,
+            columns: Columns {
+                rows: ArrayBuilder::from_arrow(&serialised_fields())?,
+                payload_json: StringBuilder::new(),
+                payload_json_at,
+            },
             source_file,
             max_line_bytes,
         })
@@ -74,6 +113,7 @@ impl ChunkParser {
         let mut start = 0;
         let mut line_no = chunk.first_line;
         let data = &chunk.data;
+        self.columns.reserve(data.len());
         while start < data.len() {
             let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
             let mut line = &data[start..end];
@@ -86,7 +126,7 @@ impl ChunkParser {
             start = end + 1;
             line_no += 1;
         }
-        let batch = self.builder.to_record_batch()?;
+        let batch = self.columns.finish()?;
         Ok(Parsed {
             seq: chunk.seq,
             batch,
@@ -116,7 +156,7 @@ impl ChunkParser {
         let first_error = match decode_record(text, &self.source_file, line_no) {
             Ok(row) => {
                 tally.lines += 1;
-                return Ok(self.builder.push(&row)?);
+                return self.columns.push(&row);
             }
             Err(e) => e,
         };
@@ -152,7 +192,7 @@ impl ChunkParser {
             Piece::Value(range) => {
                 let record = &text[range.clone()];
                 match decode_record(record, &self.source_file, line_no) {
-                    Ok(row) => self.builder.push(&row)?,
+                    Ok(row) => self.columns.push(&row)?,
                     Err(e) => tally.reject(
                         line_no,
                         e.reason(record),
@@ -207,11 +247,20 @@ pub(crate) fn decode_record<'a>(
     source_file: &'a str,
     line_no: u64,
 ) -> Result<RawEventRow<'a>, DecodeError<'a>> {
-    let envelope: Envelope = serde_json::from_str(record).map_err(DecodeError::Envelope)?;
-    let payload_json = envelope.payload.map(RawValue::get);
-    let mut payload: Payload = match payload_json {
-        Some(text) => serde_json::from_str(text).map_err(|e| DecodeError::Payload(text, e))?,
-        None => Payload::default(),
+    // One pass nearly always; a record it cannot read is read the two-pass way, which gives
+    // the same result where the record is good, and words the reason where it is not.
+    let envelope = match read_once(record) {
+        Ok(envelope) => envelope,
+        Err(_) => serde_json::from_str(record).map_err(DecodeError::Envelope)?,
+    };
+    let (mut payload, payload_json) = match (envelope.decoded, envelope.payload) {
+        (Some(decoded), _) => (decoded.payload, Some(decoded.text)),
+        (None, Some(raw)) => {
+            let text = raw.get();
+            let payload = serde_json::from_str(text).map_err(|e| DecodeError::Payload(text, e))?;
+            (payload, Some(text))
+        }
+        (None, None) => (Payload::default(), None),
     };
     payload.fold_legacy();
     let id = envelope
@@ -257,6 +306,8 @@ fn explain<'a, T: serde::Deserialize<'a>>(
 
 #[cfg(test)]
 mod tests {
+    use datafusion::arrow::array::AsArray;
+
     use super::*;
 
     const GOOD: &str = r#"{"id":"1","type":"PushEvent","created_at":"2024-03-05T14:00:01Z","actor":{"id":1,"login":"a"},"repo":{"id":2,"name":"o/r"},"payload":{"push_id":5,"size":1,"ref":null}}"#;
@@ -294,6 +345,27 @@ mod tests {
         assert_eq!(row.payload.push_id, Some(5));
         assert_eq!(row.line, 7);
         assert_eq!(row.other, None);
+    }
+
+    #[test]
+    fn each_row_gets_its_own_payload_text_in_the_declared_column() {
+        let bare = r#"{"id":"3","type":"WatchEvent","created_at":"2024-03-05T14:00:02Z"}"#;
+        let parsed = parse(&format!("{GOOD}\n{{bad\n{bare}\n{TIMELINE}"));
+        assert_eq!(parsed.batch.schema(), raw_events_schema());
+        let column = parsed
+            .batch
+            .column_by_name(PAYLOAD_JSON)
+            .unwrap()
+            .as_string::<i32>();
+        let texts: Vec<Option<&str>> = column.iter().collect();
+        assert_eq!(
+            texts,
+            [
+                Some(r#"{"push_id":5,"size":1,"ref":null}"#),
+                None,
+                Some(r#"{"size":1}"#)
+            ]
+        );
     }
 
     #[test]

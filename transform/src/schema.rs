@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use datafusion::arrow::datatypes::{FieldRef, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use serde::Serialize;
 use serde_arrow::schema::{SchemaLike, TracingOptions};
 
@@ -28,7 +28,10 @@ pub(crate) struct RawEventRow<'a> {
     pub org: Option<Org<'a>>,
     pub public: Option<bool>,
     pub payload: Payload<'a>,
-    /// The payload as it stood in the line; `None` where the record has none.
+    /// The payload as it stood in the line; `None` where the record has none. Not serialised:
+    /// the parser copies it into a column sized for the whole chunk at once (the largest column,
+    /// which serde_arrow would grow by doubling), placed at [`PAYLOAD_JSON`]'s position.
+    #[serde(skip)]
     pub payload_json: Option<&'a str>,
     /// The top-level fields no column takes, as a JSON object; `None` where there are none.
     pub other: Option<String>,
@@ -63,9 +66,13 @@ fn last_name(path: &str) -> &str {
     path.rsplit('.').next().unwrap_or(path)
 }
 
+/// The column of [`RawEventRow::payload_json`], and the column it follows.
+pub(crate) const PAYLOAD_JSON: &str = "payload_json";
+const PAYLOAD_JSON_AFTER: &str = "payload";
+
 /// The Arrow schema of `raw_events`: what [`RawEventRow`] and the structs it holds serialise
 /// to, traced by serde_arrow from [`sample::full_row`], so the rows the parsers append and their
-/// schema cannot drift apart.
+/// schema cannot drift apart; and `payload_json` after `payload`.
 pub fn raw_events_schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
     SCHEMA
@@ -74,14 +81,25 @@ pub fn raw_events_schema() -> SchemaRef {
                 .and_then(|options| Vec::<FieldRef>::from_samples(&[sample::full_row()], options));
             // The types are fixed at compile time, and a unit test traces them.
             #[allow(clippy::expect_used)]
-            let fields = fields.expect("tracing raw_events from RawEventRow");
+            let mut fields = fields.expect("tracing raw_events from RawEventRow");
+            let at = fields
+                .iter()
+                .position(|f| f.name() == PAYLOAD_JSON_AFTER)
+                .map_or(fields.len(), |i| i + 1);
+            fields.insert(at, Arc::new(Field::new(PAYLOAD_JSON, DataType::Utf8, true)));
             Arc::new(Schema::new(fields))
         })
         .clone()
 }
 
-pub(crate) fn raw_events_fields() -> Vec<FieldRef> {
-    raw_events_schema().fields().iter().cloned().collect()
+/// The fields [`RawEventRow`] serialises: `raw_events` but `payload_json`.
+pub(crate) fn serialised_fields() -> Vec<FieldRef> {
+    raw_events_schema()
+        .fields()
+        .iter()
+        .filter(|f| f.name() != PAYLOAD_JSON)
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

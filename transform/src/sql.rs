@@ -18,12 +18,21 @@ use crate::schema::raw_events_schema;
 /// The built-in transform: `transform/sql/ghactivity.sql`.
 pub const BUILTIN_SQL: &str = include_str!("../sql/ghactivity.sql");
 
-/// Plans `sql` over `raw_events` fed by `input`, and starts it.
+/// Plans `sql` over `raw_events` fed by `input`, and starts it. Where the engine drops later
+/// occurrences ahead, `first_seen` is told its input holds each id once.
 pub(crate) async fn execute(
-    sql: &str,
+    sql: &TransformSql,
     input: SendableRecordBatchStream,
 ) -> Result<SendableRecordBatchStream> {
-    plan(sql, input).await?.execute_stream().await
+    let first_seen = if sql.dedupes_ahead {
+        FirstSeen::over_unique_ids()
+    } else {
+        FirstSeen::new()
+    };
+    plan(&sql.text, input, first_seen)
+        .await?
+        .execute_stream()
+        .await
 }
 
 /// Plans `sql` over `raw_events` fed by `input`.
@@ -34,12 +43,16 @@ pub(crate) async fn execute(
 /// gathers smaller ones into new ones of that size, copying them. The parsers' batches (a 1 MiB
 /// chunk, some 250 of today's events) thus go through as they are, and only the short runs
 /// between duplicates dropped ahead (see [`TransformSql::dedupes_ahead`]) are gathered.
-async fn plan(sql: &str, input: SendableRecordBatchStream) -> Result<DataFrame> {
+async fn plan(
+    sql: &str,
+    input: SendableRecordBatchStream,
+    first_seen: FirstSeen,
+) -> Result<DataFrame> {
     let config = SessionConfig::new()
         .with_target_partitions(1)
         .with_batch_size(64);
     let ctx = SessionContext::new_with_config(config);
-    ctx.register_udf(ScalarUDF::from(FirstSeen::new()));
+    ctx.register_udf(ScalarUDF::from(first_seen));
     ctx.register_udf(ScalarUDF::from(EagerCoalesce::new()));
     let source = Arc::new(OneShot {
         schema: raw_events_schema(),
@@ -73,7 +86,7 @@ impl TransformSql {
         >(1);
         let stream = Box::pin(RecordBatchStreamAdapter::new(raw_events_schema(), empty));
         let planned = async {
-            let frame = plan(&text, stream).await?;
+            let frame = plan(&text, stream, FirstSeen::new()).await?;
             let dedupes_ahead = filters_first_seen_of_id_only(frame.logical_plan())?;
             frame.execute_stream().await?;
             Ok::<_, DataFusionError>(dedupes_ahead)
@@ -205,6 +218,54 @@ mod tests {
             let prepared = TransformSql::prepare(sql).await.unwrap();
             assert_eq!(prepared.dedupes_ahead(), ahead, "{sql}");
         }
+    }
+
+    /// Rows with ids 1, 1 and 2, through `sql` as prepared.
+    async fn ids_out_of(sql: &str) -> Vec<i64> {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::Int64Type;
+        use futures::TryStreamExt;
+
+        let line = |id: u64| {
+            format!(
+                r#"{{"id":"{id}","type":"PushEvent","created_at":"2024-03-05T14:00:01Z","payload":{{}}}}"#
+            )
+        };
+        let chunk = crate::input::Chunk {
+            seq: 0,
+            first_line: 1,
+            data: format!("{}\n{}\n{}\n", line(1), line(1), line(2)).into_bytes(),
+        };
+        let mut parser = crate::parse::ChunkParser::new("f".into(), 1 << 20).unwrap();
+        let batch = parser.parse(&chunk).unwrap().batch;
+        let input = futures::stream::iter([Ok(batch)]);
+        let input = Box::pin(RecordBatchStreamAdapter::new(raw_events_schema(), input));
+        let prepared = TransformSql::prepare(sql).await.unwrap();
+        let batches: Vec<_> = execute(&prepared, input)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect()
+    }
+
+    /// Where the engine drops later occurrences ahead, `first_seen` trusts it and keeps no set of
+    /// its own; elsewhere it drops them itself.
+    #[tokio::test]
+    async fn first_seen_remembers_ids_only_where_the_engine_does_not() {
+        assert_eq!(
+            ids_out_of("SELECT id FROM raw_events WHERE first_seen(id)").await,
+            [1, 1, 2],
+            "the engine's stream holds each id once: the SQL is not asked again"
+        );
+        assert_eq!(
+            ids_out_of("SELECT id FROM raw_events WHERE first_seen(id) AND public IS NULL").await,
+            [1, 2]
+        );
     }
 
     #[tokio::test]

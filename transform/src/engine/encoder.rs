@@ -30,7 +30,7 @@ pub(super) async fn run(
     target: Target,
     max_part_bytes: u64,
 ) -> anyhow::Result<SqlAndParts> {
-    let mut output = crate::sql::execute(sql.text(), raw_events)
+    let mut output = crate::sql::execute(sql, raw_events)
         .await
         .context("running the transform SQL")?;
     let (batch_tx, mut batch_rx) = mpsc::channel::<RecordBatch>(1);

@@ -66,18 +66,21 @@ pub(crate) async fn encode(
     let quarantine = open_quarantine(&target, &file.source, rejects.staging.clone());
 
     let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(options.parse_threads);
+    let (spent_tx, spent_rx) = crossbeam_channel::bounded::<Vec<u8>>(options.parse_threads + 1);
     let reader = reader::spawn(
         file.body,
         file.progress,
         options,
         quarantine.clone(),
         chunk_tx,
+        spent_rx,
     )?;
     let parsers = parsers::spawn(
         &file.source,
         options.max_line_bytes,
         options.parse_threads,
         chunk_rx,
+        spent_tx,
         &quarantine,
         options.sql.dedupes_ahead(),
     )?;

@@ -37,14 +37,19 @@ pub(super) fn spawn(
     max_line_bytes: usize,
     threads: usize,
     chunks: crossbeam_channel::Receiver<Chunk>,
+    spent: crossbeam_channel::Sender<Vec<u8>>,
     quarantine: &Arc<Mutex<Quarantine>>,
     dedupe_ahead: bool,
 ) -> anyhow::Result<Parsers> {
     let (parsed_tx, parsed_rx) = mpsc::channel::<anyhow::Result<Parsed>>(threads);
     let mut handles = Vec::new();
     for i in 0..threads.max(1) {
-        let (chunks, parsed_tx, quarantine) =
-            (chunks.clone(), parsed_tx.clone(), quarantine.clone());
+        let (chunks, spent, parsed_tx, quarantine) = (
+            chunks.clone(),
+            spent.clone(),
+            parsed_tx.clone(),
+            quarantine.clone(),
+        );
         let mut parser = ChunkParser::new(source.to_string(), max_line_bytes)?;
         handles.push(
             std::thread::Builder::new()
@@ -58,6 +63,9 @@ pub(super) fn spawn(
                         if parsed_tx.blocking_send(parsed).is_err() || failed {
                             return;
                         }
+                        // The batch holds copies: the buffer goes back to the reader, or is
+                        // dropped when enough are waiting.
+                        let _ = spent.try_send(chunk.data);
                     }
                 })?,
         );

@@ -12,13 +12,14 @@ use crate::quarantine::Quarantine;
 use crate::TransformOptions;
 
 /// Starts the reader on `body`; chunks go to `chunks`, lines over the limit to the quarantine.
-/// `progress` counts the raw (compressed) bytes read.
+/// `progress` counts the raw (compressed) bytes read; `spent` hands back chunks' buffers to reuse.
 pub(super) fn spawn(
     body: Box<dyn Read + Send>,
     progress: Arc<AtomicU64>,
     options: &TransformOptions,
     quarantine: Arc<Mutex<Quarantine>>,
     chunks: crossbeam_channel::Sender<Chunk>,
+    spent: crossbeam_channel::Receiver<Vec<u8>>,
 ) -> anyhow::Result<JoinHandle<anyhow::Result<ReadStats>>> {
     let (chunk_bytes, max_line_bytes) = (options.chunk_bytes, options.max_line_bytes);
     let thread = std::thread::Builder::new()
@@ -34,6 +35,7 @@ pub(super) fn spawn(
                 max_line_bytes,
                 quarantine: &quarantine,
                 chunks,
+                spent,
             };
             splitter.run(decoded).context("reading the raw file")
         })?;
