@@ -105,9 +105,14 @@ impl LineSplitter<'_> {
             if open_line > self.max_line_bytes || (buf.len() >= self.chunk_bytes && line_start > 0)
             {
                 // Send the whole lines; keep the open line (its start) as the new buffer.
-                let mut open = self.spent.try_recv().unwrap_or_default();
+                // A buffer a long line grew is dropped, not kept for the rest of the file.
+                let room = self.chunk_bytes + READ_BYTES as usize;
+                let spent = self.spent.try_recv().ok();
+                let mut open = spent
+                    .filter(|b| b.capacity() <= 2 * room)
+                    .unwrap_or_default();
                 open.clear();
-                open.reserve(self.chunk_bytes + READ_BYTES as usize);
+                open.reserve(room);
                 open.extend_from_slice(&buf[line_start..]);
                 buf.truncate(line_start);
                 let lines = std::mem::replace(&mut buf, open);
