@@ -35,19 +35,52 @@ pub(crate) struct Envelope<'a> {
     pub repo: Option<Repo<'a>>,
     pub org: Option<Org<'a>>,
     pub public: Option<bool>,
-    /// `None` where the record has no payload (or a JSON `null` one), or where [`read_once`]
-    /// decoded it.
-    pub payload: Option<&'a RawValue>,
-    /// The payload [`read_once`] decoded in the envelope's own pass.
-    pub decoded: Option<DecodedPayload<'a>>,
+    pub payload: PayloadField<'a>,
     /// The top-level fields no column takes, as a JSON object in line order; `None` if none.
     pub other: Option<String>,
 }
 
-/// A payload decoded in the envelope's pass, and its text as it stood in the record.
-pub(crate) struct DecodedPayload<'a> {
-    pub payload: Payload<'a>,
-    pub text: &'a str,
+/// A record's payload, as its reading left it.
+// One lives on the stack per record, consumed at once: boxing the decoded payload would cost an
+// allocation per record for nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum PayloadField<'a> {
+    /// No payload, or a JSON `null` one.
+    Absent,
+    /// Its text, its fields not yet decoded (the two-pass reading).
+    Raw(&'a RawValue),
+    /// Decoded in the envelope's own pass ([`read_once`]), with its text as it stood in the line.
+    Decoded { payload: Payload<'a>, text: &'a str },
+}
+
+impl<'a> PayloadField<'a> {
+    fn from_raw(raw: Option<&'a RawValue>) -> PayloadField<'a> {
+        raw.map_or(PayloadField::Absent, PayloadField::Raw)
+    }
+
+    /// The payload's text as it stood in the line.
+    #[cfg(test)]
+    pub fn text(&self) -> Option<&'a str> {
+        match self {
+            PayloadField::Absent => None,
+            PayloadField::Raw(raw) => Some(raw.get()),
+            PayloadField::Decoded { text, .. } => Some(text),
+        }
+    }
+
+    /// The payload's fields (decoding a raw one now) and its text; or its text and why its
+    /// fields did not decode.
+    pub fn decode(self) -> Result<(Payload<'a>, Option<&'a str>), (&'a str, serde_json::Error)> {
+        match self {
+            PayloadField::Absent => Ok((Payload::default(), None)),
+            PayloadField::Raw(raw) => {
+                let text = raw.get();
+                let payload = serde_json::from_str(text).map_err(|e| (text, e))?;
+                Ok((payload, Some(text)))
+            }
+            PayloadField::Decoded { payload, text } => Ok((payload, Some(text))),
+        }
+    }
 }
 
 /// Reads `record` in one pass, the payload's fields with the rest; its text is found from where
@@ -288,16 +321,12 @@ struct Unended<'a> {
 }
 
 impl<'a> Unended<'a> {
-    fn end<E: de::Error>(
-        self,
-        record: &'a str,
-        end: Option<usize>,
-    ) -> Result<DecodedPayload<'a>, E> {
+    fn end<E: de::Error>(self, record: &'a str, end: Option<usize>) -> Result<PayloadField<'a>, E> {
         let text = end
             .filter(|&end| end >= self.start)
             .and_then(|end| record.get(self.start..end))
             .ok_or_else(|| E::custom("the payload's text could not be located"))?;
-        Ok(DecodedPayload {
+        Ok(PayloadField::Decoded {
             payload: self.payload,
             text,
         })
@@ -313,16 +342,16 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'de> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
         let (mut id, mut event_type, mut created_at) = (None, None, None);
-        let (mut actor, mut repo, mut org, mut public, mut payload) =
-            (None, None, None, None, None);
+        let (mut actor, mut repo, mut org, mut public) = (None, None, None, None);
+        let mut payload = PayloadField::Absent;
         let (mut attributes, mut repository): (Option<ActorAttributes>, Option<Repository>) =
             (None, None);
         let mut other = OtherFields::default();
-        let (mut decoded, mut unended) = (None, None::<Unended<'de>>);
+        let mut unended = None::<Unended<'de>>;
         while let Some(KeyIn { key, lent }) = map.next_key::<KeyIn<'de>>()? {
             if let (Some(record), Some(value)) = (self.record, unended.take()) {
                 let end = lent.and_then(|key| span::value_end_before(record, key));
-                decoded = Some(value.end(record, end)?);
+                payload = value.end(record, end)?;
             }
             match key {
                 Key::Id => id = map.next_value::<EventId>()?.0,
@@ -333,7 +362,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'de> {
                 Key::Org => org = map.next_value()?,
                 Key::Public => public = map.next_value()?,
                 Key::Payload => {
-                    (payload, decoded) = (None, None);
+                    payload = PayloadField::Absent;
                     let start = self.record.zip(lent);
                     match start.and_then(|(record, key)| span::value_start(record, key)) {
                         Some(start) => {
@@ -341,7 +370,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'de> {
                                 .next_value::<Option<Payload<'de>>>()?
                                 .map(|payload| Unended { start, payload });
                         }
-                        None => payload = map.next_value::<Option<&'de RawValue>>()?,
+                        None => payload = PayloadField::from_raw(map.next_value()?),
                     }
                 }
                 Key::ActorAttributes => {
@@ -358,7 +387,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'de> {
             }
         }
         if let (Some(record), Some(value)) = (self.record, unended) {
-            decoded = Some(value.end(record, span::value_end_at_close(record))?);
+            payload = value.end(record, span::value_end_at_close(record))?;
         }
         let mut envelope = Envelope {
             id,
@@ -369,7 +398,6 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'de> {
             org,
             public,
             payload,
-            decoded,
             other: other.finish(),
         };
         envelope.fill_from_timeline(attributes, repository);

@@ -253,15 +253,10 @@ pub(crate) fn decode_record<'a>(
         Ok(envelope) => envelope,
         Err(_) => serde_json::from_str(record).map_err(DecodeError::Envelope)?,
     };
-    let (mut payload, payload_json) = match (envelope.decoded, envelope.payload) {
-        (Some(decoded), _) => (decoded.payload, Some(decoded.text)),
-        (None, Some(raw)) => {
-            let text = raw.get();
-            let payload = serde_json::from_str(text).map_err(|e| DecodeError::Payload(text, e))?;
-            (payload, Some(text))
-        }
-        (None, None) => (Payload::default(), None),
-    };
+    let (mut payload, payload_json) = envelope
+        .payload
+        .decode()
+        .map_err(|(text, e)| DecodeError::Payload(text, e))?;
     payload.fold_legacy();
     let id = envelope
         .id
