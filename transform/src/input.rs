@@ -208,21 +208,23 @@ mod tests {
         chunk_bytes: usize,
         max_line_bytes: usize,
     ) -> (Numbered, Vec<serde_json::Value>, ReadStats) {
-        split_into(
+        let (lines, rejects, stats, _) = split_into(
             data,
             chunk_bytes,
             max_line_bytes,
             crossbeam_channel::never(),
-        )
+        );
+        (lines, rejects, stats)
     }
 
-    /// As [`split`], cutting the chunks into the buffers `spent` hands back.
+    /// As [`split`], cutting the chunks into the buffers `spent` hands back; also the largest
+    /// capacity of a chunk's buffer.
     fn split_into(
         data: &[u8],
         chunk_bytes: usize,
         max_line_bytes: usize,
         spent: Receiver<Vec<u8>>,
-    ) -> (Numbered, Vec<serde_json::Value>, ReadStats) {
+    ) -> (Numbered, Vec<serde_json::Value>, ReadStats, usize) {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -246,7 +248,9 @@ mod tests {
         let stats = splitter.run(data).unwrap();
         drop(splitter);
         let mut lines = Vec::new();
+        let mut largest = 0;
         for chunk in rx {
+            largest = largest.max(chunk.data.capacity());
             for (i, line) in chunk.data.split(|&b| b == b'\n').enumerate() {
                 lines.push((chunk.first_line + i as u64, line.to_vec()));
             }
@@ -275,7 +279,7 @@ mod tests {
                 .map(|l| serde_json::from_str(l).unwrap())
                 .collect();
         }
-        (lines, rejects, stats)
+        (lines, rejects, stats, largest)
     }
 
     #[test]
@@ -307,7 +311,7 @@ mod tests {
         for size in [0, 3, 64, 4096] {
             spent_tx.send(vec![b'#'; size]).unwrap();
         }
-        let (lines, rejects, _) = split_into(&data, 64, 1 << 20, spent_rx);
+        let (lines, rejects, _, _) = split_into(&data, 64, 1 << 20, spent_rx);
         assert!(rejects.is_empty());
         let expected: Numbered = (1..=200u64)
             .map(|i| (i, format!("line {i}").into_bytes()))
@@ -316,6 +320,20 @@ mod tests {
             lines, expected,
             "no byte of a spent buffer's last use is left"
         );
+    }
+
+    #[test]
+    fn a_spent_buffer_far_larger_than_a_chunk_is_not_reused() {
+        // Several reads' worth, so a chunk is cut into the next buffer and then sent.
+        let data: Vec<u8> = (1..=100_000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let room = 64 + READ_BYTES as usize;
+        let (spent_tx, spent_rx) = crossbeam_channel::unbounded();
+        spent_tx.send(Vec::with_capacity(4 * room)).unwrap();
+        let (lines, _, _, largest) = split_into(&data, 64, 1 << 20, spent_rx);
+        assert_eq!(lines.len(), 100_000);
+        assert!(largest < 4 * room, "a chunk was cut into the large buffer");
     }
 
     #[test]

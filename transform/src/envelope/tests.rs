@@ -28,6 +28,8 @@ fn reading_once_gives_what_reading_twice_does() {
                 Some(&two_pass(record)),
                 "{record}"
             );
+            let raw = matches!(read_once(record).unwrap().payload, PayloadField::Raw(_));
+            assert!(!raw, "read once, not left as raw text: {record}");
             read += 1;
         }
     }
