@@ -27,7 +27,7 @@ pub(crate) struct RawEventRow<'a> {
     pub repo: Option<Repo<'a>>,
     pub org: Option<Org<'a>>,
     pub public: Option<bool>,
-    pub payload: Payload<'a>,
+    pub payload: Box<Payload<'a>>,
     /// The payload as it stood in the line; `None` where the record has none. Not serialised:
     /// the parser copies it into a column sized for the whole chunk at once (the largest column,
     /// which serde_arrow would grow by doubling), placed at [`PAYLOAD_JSON`]'s position.

@@ -48,7 +48,7 @@ pub(super) fn full_row() -> RawEventRow<'static> {
             login: text(),
         }),
         public: Some(true),
-        payload: full_payload(),
+        payload: Box::new(full_payload()),
         payload_json: Some("{}"),
         other: Some("{}".into()),
         source_file: "x",
