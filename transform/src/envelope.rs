@@ -40,6 +40,9 @@ pub(crate) struct Envelope<'a> {
     pub other: Option<String>,
 }
 
+/// A payload's fields, and its text as it stood in the line (`None` where there is none).
+pub(crate) type FieldsAndText<'a> = (Box<Payload<'a>>, Option<&'a str>);
+
 /// A record's payload, as its reading left it.
 pub(crate) enum PayloadField<'a> {
     /// No payload, or a JSON `null` one.
@@ -72,9 +75,7 @@ impl<'a> PayloadField<'a> {
 
     /// The payload's fields (decoding a raw one now) and its text; or its text and why its
     /// fields did not decode.
-    pub fn decode(
-        self,
-    ) -> Result<(Box<Payload<'a>>, Option<&'a str>), (&'a str, serde_json::Error)> {
+    pub fn decode(self) -> Result<FieldsAndText<'a>, (&'a str, serde_json::Error)> {
         match self {
             PayloadField::Absent => Ok((Box::default(), None)),
             PayloadField::Raw(raw) => {
