@@ -114,23 +114,15 @@ fn child_run(program: &str, input: &Path) -> Measured {
 
 /// `elt transform` of `input` into a fresh lake, pinned to the cores in `cpus` if given.
 fn transform(elt: &str, dir: &Path, input: &Path, cpus: Option<&str>) -> Measured {
-    let lake = dir.join("lake");
-    match cpus {
-        None => common::transform(elt, &lake, input, Stdio::piped()),
+    let elt_command = match cpus {
+        None => Command::new(elt),
         Some(cpus) => {
-            let _ = std::fs::remove_dir_all(&lake);
-            let m = measure(
-                Command::new("taskset")
-                    .args(["-c", cpus, elt, "transform", "--lake"])
-                    .arg(&lake)
-                    .arg(input)
-                    .stdout(Stdio::piped()),
-            );
-            assert!(m.ok, "taskset elt transform failed");
-            let _ = std::fs::remove_dir_all(&lake);
-            m
+            let mut taskset = Command::new("taskset");
+            taskset.args(["-c", cpus, elt]);
+            taskset
         }
-    }
+    };
+    common::transform_by(elt_command, &dir.join("lake"), input, Stdio::piped())
 }
 
 /// The hour recompressed as the ingest's `RAW_COMPRESSION=zstd` stores it, made once.

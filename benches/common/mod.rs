@@ -90,9 +90,14 @@ pub fn era_hour_file(elt: &str, hour: &str, events: u64) -> (PathBuf, PathBuf) {
 
 /// `elt transform` of `raw` into a fresh lake at `lake` (removed afterwards), measured.
 pub fn transform(elt: &str, lake: &Path, raw: &Path, stdout: Stdio) -> Measured {
+    transform_by(Command::new(elt), lake, raw, stdout)
+}
+
+/// As [`transform`], with `elt` started by `elt_command` (e.g. `taskset -c 0 elt`).
+pub fn transform_by(mut elt_command: Command, lake: &Path, raw: &Path, stdout: Stdio) -> Measured {
     let _ = std::fs::remove_dir_all(lake);
     let m = measure(
-        Command::new(elt)
+        elt_command
             .arg("transform")
             .arg("--lake")
             .arg(lake)
