@@ -24,9 +24,10 @@ ARG TARGETARCH
 # The pair the project builds with (cargo-lambda's own pin on Zig is open-ended).
 ARG CARGO_LAMBDA_VERSION=1.9.2
 ARG ZIG_VERSION=0.17.1
+# make: jemalloc's build (tikv-jemalloc-sys runs its configure script, then make).
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3-venv ca-certificates \
+    && apt-get install -y --no-install-recommends python3-venv ca-certificates make \
     && rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/cargo-lambda \
     && /opt/cargo-lambda/bin/pip install --no-cache-dir \

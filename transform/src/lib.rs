@@ -27,15 +27,20 @@ pub mod schema;
 mod span;
 pub mod sql;
 
-// The pipeline allocates many small strings and buffers on several threads at once; glibc's
-// allocator spent about a tenth of the CPU time of a transform on that (perf), mimalloc less.
-// Built without transparent huge pages (`no_thp`): with them every fresh 2 MiB region was
-// zeroed whole on first touch (an eighth of the transform's CPU) and counted whole in RSS.
-// mimalloc v2, not v3: with the engine's buffers recycled, v3 kept about 70 MiB more resident
-// for the same hour and spent 3% more CPU (interleaved runs of the two builds).
-// Declared here, so `elt` and the transform Lambda both get it.
+// The allocator is jemalloc. The pipeline allocates many small strings and megabyte buffers on
+// several threads at once, freed on others: glibc's allocator spent a tenth of the transform's
+// CPU on that (perf). Against mimalloc v2, in interleaved runs of the two builds, jemalloc spent
+// 6–9% less CPU on today's hour, and the peak of an hour four times as large stayed within 5%
+// of the hour's, where mimalloc's grew by 30–40%: mimalloc purges a freed span only when its
+// segment is next touched, so what it kept grew with the run. No transparent huge pages
+// (`thp:never`): with them a fresh 2 MiB region is zeroed whole on first touch and counted
+// whole in RSS. Declared here, so `elt` and the transform Lambda both get it.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read when it starts; `_RJEM_MALLOC_CONF` in the environment adds to them.
+#[export_name = "_rjem_malloc_conf"]
+pub static JEMALLOC_OPTIONS: &[u8] = b"thp:never\0";
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
