@@ -1,7 +1,8 @@
 //! `cargo bench --bench transform`: `elt transform` on one GHArchive-sized hour (150,000 events,
 //! about 0.5 GB of JSON) beside the floor, inflating the same file in Rust with zlib-rs and
-//! nothing else, in one run: CPU (user + system), wall and peak RSS, medians of several runs, and
-//! their ratios to the floor. Then the same hour pinned to one core (the Lambda case), from a
+//! nothing else, and beside the least work any transform of it must do (`floors.rs`), in one
+//! run: CPU (user + system), wall and peak RSS, medians of several runs, and their ratios to the
+//! floor. Then the same hour pinned to one core (the Lambda case), from a
 //! zstd raw file (`RAW_COMPRESSION=zstd`), an hour four times as large, hours of the archive's
 //! older formats (a 2013 timeline hour, a 2011 backfill hour) and DuckDB doing the same job.
 //!
