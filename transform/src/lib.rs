@@ -30,8 +30,8 @@ pub mod sql;
 // The allocator is jemalloc. The pipeline allocates many small strings and megabyte buffers on
 // several threads at once, freed on others: glibc's allocator spent a tenth of the transform's
 // CPU on that (perf). Against mimalloc v2, in interleaved runs of the two builds, jemalloc spent
-// 6–9% less CPU on today's hour, and the peak of an hour four times as large stayed within 5%
-// of the hour's, where mimalloc's grew by 30–40%: mimalloc purges a freed span only when its
+// 6–11% less CPU on today's hour, and the peak of an hour four times as large stayed within 5%
+// of the hour's, where mimalloc's grew by 30–45%: mimalloc purges a freed span only when its
 // segment is next touched, so what it kept grew with the run. No transparent huge pages
 // (`thp:never`): with them a fresh 2 MiB region is zeroed whole on first touch and counted
 // whole in RSS. Declared here, so `elt` and the transform Lambda both get it.
