@@ -349,8 +349,11 @@ async fn transient_faults_are_retried_and_the_stored_object_is_whole() {
     );
 }
 
+/// A body that breaks off is the network's fault, not the hour's: the hour is queued (the
+/// bookmark moves on), nothing partial is stored, and the first run after the source recovers
+/// fetches it before anything else.
 #[tokio::test]
-async fn an_hour_that_keeps_failing_stores_nothing_and_holds_the_bookmark() {
+async fn an_hour_whose_body_keeps_breaking_off_is_queued_and_lands_after_recovery() {
     let world = AwsWorld::new(false).await;
     let mirror = Mirror::start();
     let mut files = publish(&mirror, "2024-03-05-0", "2024-03-05-0", &[]);
@@ -363,23 +366,38 @@ async fn an_hour_that_keeps_failing_stores_nothing_and_holds_the_bookmark() {
         ("DOWNLOAD_ATTEMPTS", "3"),
         ("UPLOAD_PART_MIB", "5"),
     ];
-    let (run, output) = ingest(&world, &mirror, "2024-03-05T08:30:00Z", &env);
-    assert!(!output.status.success());
-    assert_eq!(
-        (run.status, run.stop),
-        (RunStatus::Error, StopReason::Failed)
-    );
-    let failed = &run.hours[1];
-    assert_eq!((failed.outcome, failed.attempts), (HourOutcome::Failed, 3));
-    assert!(
-        failed
-            .error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("broke off"),
-        "{failed:?}"
-    );
-    assert_eq!(mirror.requests("2024-03-05-1.json.gz"), 3);
+    for run_number in 1..=4 {
+        let (run, output) = ingest(&world, &mirror, "2024-03-05T08:30:00Z", &env);
+        assert!(output.status.success(), "{run:?}");
+        assert_eq!(run.status, RunStatus::Ok);
+        let failed = run
+            .hours
+            .iter()
+            .find(|h| h.hour == hour("2024-03-05-1"))
+            .expect("the broken hour is tried on every run");
+        assert_eq!((failed.outcome, failed.attempts), (HourOutcome::Queued, 3));
+        let error = failed.error.as_deref().unwrap_or_default();
+        assert!(error.contains("broke off"), "{failed:?}");
+        assert!(
+            run.error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("not counted against it"),
+            "{run:?}"
+        );
+        let after = job(&world).await;
+        assert!(after.parked_hours.is_empty(), "never parked");
+        assert_eq!(
+            after
+                .retry_hours
+                .iter()
+                .map(|q| q.tries)
+                .collect::<Vec<_>>(),
+            [run_number],
+            "queued, tried once per run"
+        );
+    }
+    assert_eq!(mirror.requests("2024-03-05-1.json.gz"), 12);
     assert_eq!(
         world.get(&raw_key(hour("2024-03-05-1"))).await,
         None,
@@ -388,14 +406,17 @@ async fn an_hour_that_keeps_failing_stores_nothing_and_holds_the_bookmark() {
     assert_eq!(world.open_uploads().await, 0, "no orphan parts");
     assert_eq!(
         bookmark(&job(&world).await).as_deref(),
-        Some("2024-03-05-0")
+        Some("2024-03-05-1"),
+        "the bookmark did not wait"
     );
 
-    // The server recovers: the next run
-    // picks up where the bookmark stayed.
+    // The server recovers: the first run after it fetches the queued hour first.
     mirror.heal("2024-03-05-1.json.gz");
-    let (run, _) = ingest(&world, &mirror, "2024-03-05T08:30:00Z", &env);
+    let (run, output) = ingest(&world, &mirror, "2024-03-05T08:30:00Z", &env);
+    assert!(output.status.success(), "{run:?}");
     assert_eq!(hours_of(&run)[0], "2024-03-05-1");
+    assert_eq!(run.hours[0].outcome, HourOutcome::Ingested);
+    assert!(job(&world).await.retry_hours.is_empty());
     files.insert(hour("2024-03-05-1"), big);
     assert_stored(&world, &files).await;
 }
@@ -1088,8 +1109,8 @@ async fn retry_brings_parked_hours_back(
     assert_eq!(
         outcomes,
         [
-            (HourOutcome::Failed, false),
-            (HourOutcome::Failed, false),
+            (HourOutcome::Queued, false),
+            (HourOutcome::Queued, false),
             (HourOutcome::Skipped, false)
         ]
     );
@@ -1213,15 +1234,30 @@ async fn outage_parks_nothing(fault: Fault) {
     assert!(during.failing_hour.is_none() && during.parked_hours.is_empty());
     assert_eq!(bookmark(&during).as_deref(), Some("2024-03-05-0"));
 
-    // Only 2024-03-05-1 fails now: that is the hour's fault, and it is parked after two runs.
     mirror.heal("2024-03-05-0.json.gz");
     mirror.heal("2024-03-05-2.json.gz");
-    let (_, output) = ingest(&world, &mirror, now, &env);
-    assert!(!output.status.success());
-    let (run, output) = ingest(&world, &mirror, now, &env);
-    assert!(output.status.success(), "{run:?}");
-    assert_eq!(hours_of(&run), ["2024-03-05-1", "2024-03-05-2"]);
-    assert_eq!(parked_hours(&job(&world).await), ["2024-03-05-1"]);
+    if matches!(fault, Fault::Garbage) {
+        // Only 2024-03-05-1 is an error page now: that is the hour's fault, parked after two runs.
+        let (_, output) = ingest(&world, &mirror, now, &env);
+        assert!(!output.status.success());
+        let (run, output) = ingest(&world, &mirror, now, &env);
+        assert!(output.status.success(), "{run:?}");
+        assert_eq!(hours_of(&run), ["2024-03-05-1", "2024-03-05-2"]);
+        assert_eq!(parked_hours(&job(&world).await), ["2024-03-05-1"]);
+    } else {
+        // A server error on one hour while its neighbours are served is still not its fault:
+        // it is queued at once, the bookmark moves on, and it is never parked.
+        for _ in 0..3 {
+            let (run, output) = ingest(&world, &mirror, now, &env);
+            assert!(output.status.success(), "{run:?}");
+            assert_eq!(run.hours[0].hour, hour("2024-03-05-1"));
+            assert_eq!(run.hours[0].outcome, HourOutcome::Queued);
+        }
+        let after = job(&world).await;
+        assert!(after.parked_hours.is_empty(), "{after:?}");
+        assert_eq!(after.retry_hours.len(), 1);
+        assert_eq!(bookmark(&after).as_deref(), Some("2024-03-05-2"));
+    }
 }
 
 #[test]

@@ -31,6 +31,30 @@ pub struct BackfillChunk {
     pub force: bool,
 }
 
+/// The most hours one message may ask for (`elt backfill --hours-per-message` at most).
+pub const MAX_HOURS_PER_MESSAGE: u32 = 24;
+
+impl BackfillChunk {
+    /// How many hours the chunk asks for; an error when they are none or more than
+    /// [`MAX_HOURS_PER_MESSAGE`] (a message is one invocation's work, and a queue's message may
+    /// have been written by anyone who can send to it).
+    pub fn hours(&self) -> Result<usize, String> {
+        if self.to < self.from {
+            return Err(format!("{} .. {} is an empty range", self.from, self.to));
+        }
+        let hours = (self.to.start() - self.from.start())
+            .num_hours()
+            .saturating_add(1);
+        if hours > i64::from(MAX_HOURS_PER_MESSAGE) {
+            return Err(format!(
+                "{} .. {} is {hours} hours; a message holds at most {MAX_HOURS_PER_MESSAGE} hours",
+                self.from, self.to
+            ));
+        }
+        usize::try_from(hours).map_err(|e| e.to_string())
+    }
+}
+
 impl BackfillMessage {
     /// Reads a message body; an error says why it is not a backfill message.
     pub fn parse(body: &str) -> Result<BackfillMessage, serde_json::Error> {

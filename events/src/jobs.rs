@@ -1,7 +1,7 @@
 //! Job state as stored in the `jobs` and `job_run_details` tables (DynamoDB on AWS, SQLite
 //! locally). Field names are the item's attribute names.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Hour;
@@ -10,8 +10,8 @@ pub mod lenient;
 mod runs;
 
 pub use runs::{
-    HourOutcome, HourResult, IngestRun, RunKind, RunRecord, RunStatus, StopReason, TransformRun,
-    UnreadableRun, TRANSFORM_JOB_ID,
+    HourOutcome, HourResult, IngestRun, RunKind, RunRecord, RunStatus, SetAside, SourceResult,
+    StopReason, TransformRun, UnreadableRun, TRANSFORM_JOB_ID,
 };
 
 /// Default `job_id` of the GHArchive ingest.
@@ -64,9 +64,27 @@ pub struct Job {
     /// (`elt skip`; such an hour can lie ahead of the bookmark, and the run passes it by).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parked_hours: Vec<ParkedHour>,
-    /// Parked hours an operator took back (`elt retry`): the next run fetches them first.
+    /// Hours every run tries first: parked hours an operator took back (`elt retry`), and
+    /// hours a run set aside because the source did not deliver them (see [`QueuedHour`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub retry_hours: Vec<QueuedHour>,
+    /// Hours stored from one source that another has not delivered yet: runs try that source
+    /// again until it does, or until `MISSING_AFTER_HOURS` after the hour's end.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub late_sources: Vec<LateSource>,
+}
+
+/// An hour one source has not delivered, though another did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LateSource {
+    pub hour: Hour,
+    /// The source's name.
+    pub source: String,
+    pub since: DateTime<Utc>,
+    /// What it answered last.
+    pub reason: String,
+    #[serde(default)]
+    pub tries: u32,
 }
 
 /// The attributes of a `jobs` item that [`Job`] reads and writes. A write sets those it has and
@@ -84,6 +102,7 @@ pub const JOB_ATTRIBUTES: &[&str] = &[
     "missing_hour",
     "parked_hours",
     "retry_hours",
+    "late_sources",
 ];
 
 impl Job {
@@ -99,6 +118,7 @@ impl Job {
             failing_hour: None,
             parked_hours: Vec::new(),
             retry_hours: Vec::new(),
+            late_sources: Vec::new(),
         }
     }
 
@@ -137,15 +157,33 @@ impl Job {
         self.retry_hours.iter().find(|q| q.hour == hour)
     }
 
+    /// How many hours the job holds apart from the bookmark.
+    pub fn set_aside(&self) -> SetAside {
+        let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        SetAside {
+            parked: count(self.parked_hours.len()),
+            queued: count(self.retry_hours.len()),
+            late_sources: count(self.late_sources.len()),
+        }
+    }
+
     /// The lease, if a run holds it at `now_ms` (epoch ms).
     pub fn live_lease(&self, now_ms: i64) -> Option<&Lease> {
         self.lease.as_ref().filter(|l| l.expires_at > now_ms)
     }
 }
 
-fn days_before(now: DateTime<Utc>, days: u32) -> NaiveDate {
-    now.date_naive() - chrono::Duration::days(days.into())
+/// The day `days` before `now`'s, never before GHArchive's first day (a job item's
+/// `baseline_days` is bounded when it is read, see [`MAX_BASELINE_DAYS`]).
+pub fn days_before(now: DateTime<Utc>, days: u32) -> NaiveDate {
+    let first = crate::FIRST_HOUR.start().date_naive();
+    now.date_naive()
+        .checked_sub_days(chrono::Days::new(days.into()))
+        .map_or(first, |day| day.max(first))
 }
+
+/// The most days back a job may start: a century is far before GHArchive's first hour.
+pub const MAX_BASELINE_DAYS: u32 = 36_600;
 
 /// Hours that have ended by `now` and are not done yet when `next` is the next hour due: 0 when
 /// caught up. The newest hour that should exist is the last one that has ended (GHArchive
@@ -183,6 +221,9 @@ pub enum BookmarkStatus {
     Ingested,
     /// The hour is parked: the job moved on without it.
     Skipped,
+    /// The source failed to deliver the hour for reasons not its own: the job moved on, and
+    /// the hour waits in `retry_hours`, tried by every run until it arrives.
+    Queued,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -207,7 +248,9 @@ pub struct FailingHour {
     pub run_id: Option<String>,
 }
 
-/// An hour the job moved on without.
+/// An hour the job moved on without. It is not given up: runs try it again by themselves, at
+/// growing intervals ([`PARKED_RETRY_INTERVALS`]), until the source serves it or an operator
+/// parks it for good (`elt skip --forever`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ParkedHour {
     pub hour: Hour,
@@ -218,19 +261,125 @@ pub struct ParkedHour {
     /// Runs that failed on it (0 when parked by hand).
     #[serde(default)]
     pub attempts: u32,
+    /// Parked for good by an operator: never tried again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forever: bool,
+    /// When a run tries it next. Items parked before there were such tries have none: they
+    /// are due an interval after `parked_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_try_at: Option<DateTime<Utc>>,
+    /// Runs that tried it since it was parked, and the last few of those tries, oldest first.
+    #[serde(default)]
+    pub tries: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<ParkedTry>,
 }
 
-/// A parked hour queued for another try by `elt retry`.
+impl QueuedHour {
+    /// A newly queued hour, tried by the next run; `reason` says why a run set it aside.
+    pub fn new(hour: Hour, now: DateTime<Utc>, by: String, reason: Option<String>) -> QueuedHour {
+        QueuedHour {
+            hour,
+            queued_at: now,
+            by,
+            attempts: 0,
+            tries: 0,
+            reason,
+            run_id: None,
+        }
+    }
+}
+
+/// One try of a parked hour by a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParkedTry {
+    pub at: DateTime<Utc>,
+    /// `run <id>`.
+    pub by: String,
+    /// Why it failed again.
+    pub reason: String,
+}
+
+/// The pauses before each automatic try of a parked hour: an hour, six hours, a day, a week, and
+/// weekly from then on. A source that serves the hour again has it fetched within a week.
+pub const PARKED_RETRY_INTERVALS: [Duration; 4] = [
+    Duration::hours(1),
+    Duration::hours(6),
+    Duration::days(1),
+    Duration::weeks(1),
+];
+
+/// Tries of a parked hour kept in its history.
+pub const PARKED_HISTORY: usize = 10;
+
+impl ParkedHour {
+    /// A newly parked hour, first tried again an interval from `now`.
+    pub fn new(
+        hour: Hour,
+        reason: String,
+        now: DateTime<Utc>,
+        by: String,
+        attempts: u32,
+    ) -> ParkedHour {
+        ParkedHour {
+            hour,
+            reason,
+            parked_at: now,
+            by,
+            attempts,
+            forever: false,
+            next_try_at: Some(now + PARKED_RETRY_INTERVALS[0]),
+            tries: 0,
+            history: Vec::new(),
+        }
+    }
+
+    /// When a run tries it next; `None` when it is parked for good.
+    pub fn next_try(&self) -> Option<DateTime<Utc>> {
+        if self.forever {
+            return None;
+        }
+        Some(
+            self.next_try_at
+                .unwrap_or(self.parked_at + PARKED_RETRY_INTERVALS[0]),
+        )
+    }
+
+    /// Whether a run at `now` should try it.
+    pub fn due(&self, now: DateTime<Utc>) -> bool {
+        self.next_try().is_some_and(|at| at <= now)
+    }
+
+    /// Records a failed try at `now`, and when the next one is.
+    pub fn tried(&mut self, at: DateTime<Utc>, by: String, reason: String) {
+        self.tries = self.tries.saturating_add(1);
+        let step = usize::try_from(self.tries).unwrap_or(usize::MAX);
+        let pause = PARKED_RETRY_INTERVALS[step.min(PARKED_RETRY_INTERVALS.len() - 1)];
+        self.next_try_at = Some(at + pause);
+        self.history.push(ParkedTry { at, by, reason });
+        let extra = self.history.len().saturating_sub(PARKED_HISTORY);
+        self.history.drain(..extra);
+    }
+}
+
+/// An hour behind the bookmark that every run tries first: taken back by `elt retry`, or set
+/// aside by a run because the source failed to deliver it for reasons that are not the hour's
+/// (a server error, a refusal, a reset, a time-out) while it served the hours around it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueuedHour {
     pub hour: Hour,
     pub queued_at: DateTime<Utc>,
-    /// The command that queued it: `elt retry <id>`.
+    /// Who queued it: `elt retry <id>`, or `run <id>` for an hour a run set aside.
     #[serde(default)]
     pub by: String,
-    /// Runs that have tried it since it was queued.
+    /// Runs whose try counted against it (the hour's own fault: missing long after it ended, or
+    /// served broken); at `MISSING_HOUR_ATTEMPTS` it is parked. Failures that are not the
+    /// hour's never count.
     #[serde(default)]
     pub attempts: u32,
+    /// Runs that have tried it since it was queued, whatever came of it.
+    #[serde(default)]
+    pub tries: u32,
     /// Why the last try failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -390,21 +539,20 @@ mod tests {
             reason: String::new(),
             run_id: None,
         });
-        job.parked_hours.push(ParkedHour {
+        job.parked_hours.push(ParkedHour::new(
             hour,
-            reason: "x".into(),
-            parked_at: now,
-            by: "elt skip 1a2b3c4d".into(),
-            attempts: 0,
-        });
-        job.retry_hours.push(QueuedHour {
+            "x".into(),
+            now,
+            "elt skip 1a2b3c4d".into(),
+            0,
+        ));
+        job.parked_hours[0].tried(now, "run r".into(), "still broken".into());
+        job.retry_hours.push(QueuedHour::new(
             hour,
-            queued_at: now,
-            by: "elt retry 1a2b3c4d".into(),
-            attempts: 0,
-            reason: None,
-            run_id: None,
-        });
+            now,
+            "elt retry 1a2b3c4d".into(),
+            None,
+        ));
         let value = serde_json::to_value(&job).unwrap();
         for key in value.as_object().unwrap().keys() {
             assert!(
@@ -412,6 +560,55 @@ mod tests {
                 "{key} is not listed"
             );
         }
+    }
+
+    #[test]
+    fn a_parked_hour_is_tried_again_at_growing_intervals_unless_parked_for_good() {
+        let parked_at = at("2024-03-06T02:30:00Z");
+        let hour: Hour = "2024-03-05-9".parse().unwrap();
+        let mut parked = ParkedHour::new(hour, "broken".into(), parked_at, "run a".into(), 3);
+        assert!(!parked.due(parked_at));
+        let mut at_try = parked.next_try().unwrap();
+        assert_eq!(at_try, at("2024-03-06T03:30:00Z"), "an hour later");
+        let mut pauses = Vec::new();
+        for n in 0..(PARKED_HISTORY + 3) {
+            assert!(parked.due(at_try));
+            parked.tried(at_try, format!("run {n}"), "still broken".into());
+            let next = parked.next_try().unwrap();
+            pauses.push((next - at_try).num_hours());
+            at_try = next;
+        }
+        assert_eq!(&pauses[..5], [6, 24, 168, 168, 168]);
+        assert_eq!(parked.tries, (PARKED_HISTORY + 3) as u32);
+        assert_eq!(parked.history.len(), PARKED_HISTORY, "the last few tries");
+        assert_eq!(parked.history[0].by, "run 3");
+        // Parked before tries were kept: due an hour after it was parked.
+        let legacy: ParkedHour = serde_json::from_str(
+            r#"{"hour": "2024-03-05-9", "reason": "x", "parked_at": "2024-03-06T02:30:00Z", "by": "run a"}"#,
+        )
+        .unwrap();
+        assert!(legacy.due(at("2024-03-06T03:30:00Z")) && !legacy.due(parked_at));
+        parked.forever = true;
+        assert_eq!(parked.next_try(), None);
+        assert!(!parked.due(at("2030-01-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn baseline_days_out_of_range_are_refused_and_days_back_stop_at_the_first_day() {
+        let error = serde_json::from_str::<Job>(r#"{"job_id": "j", "baseline_days": 1000000000}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("baseline_days 1000000000 is out of range"),
+            "{error}"
+        );
+        let now = at("2024-03-06T02:30:00Z");
+        assert_eq!(
+            days_before(now, MAX_BASELINE_DAYS).to_string(),
+            "2011-02-12"
+        );
+        assert_eq!(days_before(now, u32::MAX).to_string(), "2011-02-12");
+        assert_eq!(days_before(now, 1).to_string(), "2024-03-05");
     }
 
     #[test]

@@ -41,6 +41,15 @@ pub enum HourError {
     BadFileName(String),
 }
 
+/// GHArchive's first hour: its archive begins on 2011-02-12.
+pub const FIRST_HOUR: Hour = match NaiveDate::from_ymd_opt(2011, 2, 12) {
+    Some(day) => match day.and_hms_opt(0, 0, 0) {
+        Some(start) => Hour(start),
+        None => panic!("midnight is a time"),
+    },
+    None => panic!("2011-02-12 is a day"),
+};
+
 impl Hour {
     /// The hour that contains `time`.
     pub fn containing(time: DateTime<Utc>) -> Hour {
@@ -49,8 +58,22 @@ impl Hour {
         Hour(start.expect("the hour of a valid time is a valid time"))
     }
 
-    /// Parses a file name (or a key or path ending in one) such as `2024-03-05-14.json.gz`.
+    /// Parses a file name (or a key or path ending in one) exactly as GHArchive names its files:
+    /// `2024-03-05-14.json.gz`, `2024-03-05-9.json.zst`. The hour is not padded (`-09` is not
+    /// GHArchive's name): a key is an hour's raw file only under its one true name, so that an
+    /// upload under a look-alike key never replaces the hour's result.
     pub fn from_file_name(name: &str) -> Result<(Hour, Compression), HourError> {
+        let (hour, compression) = Hour::from_file_name_leniently(name)?;
+        let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+        if base != hour.raw_key("", compression) {
+            return Err(HourError::BadFileName(base.to_string()));
+        }
+        Ok((hour, compression))
+    }
+
+    /// Parses a file name as a person may write it: the hour padded or not
+    /// (`2024-03-05-09.json.gz`). For names people type, never for keys found in a bucket.
+    pub fn from_file_name_leniently(name: &str) -> Result<(Hour, Compression), HourError> {
         let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
         let bad = || HourError::BadFileName(base.to_string());
         for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
@@ -143,17 +166,33 @@ impl FromStr for Hour {
     type Err = HourError;
     fn from_str(s: &str) -> Result<Hour, HourError> {
         let bad = || HourError::BadHour(s.to_string());
-        let (date, hour) = s.rsplit_once('-').ok_or_else(bad)?;
-        if date.len() != 10
-            || hour.is_empty()
-            || hour.len() > 2
-            || !hour.bytes().all(|b| b.is_ascii_digit())
+        // Digits only, in fixed places: chrono alone would take `+2024-3-05` or `2024- 3-05`.
+        let digits = |text: &str, lengths: std::ops::RangeInclusive<usize>| {
+            lengths.contains(&text.len()) && text.bytes().all(|b| b.is_ascii_digit())
+        };
+        let mut fields = s.split('-');
+        let (Some(year), Some(month), Some(day), Some(hour), None) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            return Err(bad());
+        };
+        if !(digits(year, 4..=4)
+            && digits(month, 2..=2)
+            && digits(day, 2..=2)
+            && digits(hour, 1..=2))
         {
             return Err(bad());
         }
-        let date = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| bad())?;
-        let hour: u32 = hour.parse().map_err(|_| bad())?;
-        date.and_hms_opt(hour, 0, 0).map(Hour).ok_or_else(bad)
+        let number = |text: &str| text.parse::<u32>().map_err(|_| bad());
+        let year = i32::try_from(number(year)?).map_err(|_| bad())?;
+        NaiveDate::from_ymd_opt(year, number(month)?, number(day)?)
+            .and_then(|date| date.and_hms_opt(number(hour).ok()?, 0, 0))
+            .map(Hour)
+            .ok_or_else(bad)
     }
 }
 
@@ -222,6 +261,12 @@ mod tests {
             "2024-03-05-1a",
             "2024-03-05-123",
             "",
+            "+2024-3-05-14",
+            "2024- 3-05-14",
+            "2024-03-05- 1",
+            "2024-03-05-+1",
+            "02024-03-05-1",
+            "2024-03-05-1-1",
         ] {
             assert!(bad.parse::<Hour>().is_err(), "{bad}");
         }
@@ -241,6 +286,22 @@ mod tests {
         assert_eq!(
             Hour::from_file_name("2024-03-05-14.json").unwrap().1,
             Compression::None
+        );
+        for look_alike in [
+            "2024-03-05-09.json.gz",
+            "+2024-3-05-14.json.gz",
+            "2024- 3-05-14.json.gz",
+            "2024-03-05-14.JSON.GZ",
+        ] {
+            assert!(Hour::from_file_name(look_alike).is_err(), "{look_alike}");
+        }
+        assert_eq!(
+            Hour::from_file_name_leniently("2024-03-05-09.json.gz")
+                .unwrap()
+                .0
+                .to_string(),
+            "2024-03-05-9",
+            "as a person writes it"
         );
         let err = Hour::from_file_name("events.json.gz")
             .unwrap_err()

@@ -7,23 +7,53 @@
 use adapters::batch::{Handled, MessageError, MessageHandler};
 use async_trait::async_trait;
 use events::backfill::BackfillMessage;
+use std::time::SystemTime;
+
 use events::jobs::{IngestRun, RunStatus};
-use events::Hour;
 
 use crate::Ingest;
+
+/// The ingest working backfill messages within an invocation's deadline (the Lambda's): hours
+/// not begun before it fail the message, for redelivery.
+pub struct BackfillWork<'a> {
+    pub ingest: &'a Ingest,
+    pub deadline: Option<SystemTime>,
+}
+
+impl Ingest {
+    pub fn backfill_until(&self, deadline: Option<SystemTime>) -> BackfillWork<'_> {
+        BackfillWork {
+            ingest: self,
+            deadline,
+        }
+    }
+}
 
 #[async_trait]
 impl MessageHandler for Ingest {
     type Done = IngestRun;
 
     async fn handle(&self, body: &str) -> Result<Handled<IngestRun>, MessageError> {
+        self.backfill_until(None).handle(body).await
+    }
+}
+
+#[async_trait]
+impl MessageHandler for BackfillWork<'_> {
+    type Done = IngestRun;
+
+    async fn handle(&self, body: &str) -> Result<Handled<IngestRun>, MessageError> {
+        let deadline = self.deadline;
         let message = BackfillMessage::parse(body).map_err(|e| {
             MessageError::Poison(anyhow::Error::new(e).context("not a backfill message"))
         })?;
         let chunk = message.backfill;
-        let parallel = Hour::range(chunk.from, chunk.to).count();
+        let hours = chunk
+            .hours()
+            .map_err(|e| MessageError::Poison(anyhow::anyhow!("backfill {}: {e}", chunk.id)))?;
         let run = self
-            .backfill(chunk.from, chunk.to, parallel, chunk.force)
+            .ingest
+            .backfill((chunk.from, chunk.to), hours, chunk.force, deadline)
             .await
             .map_err(|e| MessageError::Transient(e.context(format!("backfill {}", chunk.id))))?;
         if run.status == RunStatus::Error {
@@ -117,6 +147,18 @@ mod tests {
         assert_eq!(run.hours[0].outcome, HourOutcome::Missing);
         let poison = ingest.handle(r#"{"Records": []}"#).await;
         assert!(matches!(poison, Err(MessageError::Poison(_))));
+        // A message for more hours than the CLI cuts a backfill into is no backfill message.
+        let huge = ingest
+            .handle(&message("2011-02-12-0", "2026-01-01-0", false))
+            .await;
+        assert!(
+            matches!(&huge, Err(MessageError::Poison(e)) if format!("{e:#}").contains("at most 24 hours")),
+            "{huge:?}"
+        );
+        let backwards = ingest
+            .handle(&message("2024-03-05-1", "2024-03-05-0", false))
+            .await;
+        assert!(matches!(backwards, Err(MessageError::Poison(_))));
     }
 
     #[test]

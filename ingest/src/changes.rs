@@ -8,7 +8,9 @@
 
 use anyhow::bail;
 use chrono::{DateTime, Utc};
-use events::jobs::{Bookmark, BookmarkStatus, FailingHour, Job, Lease, ParkedHour, QueuedHour};
+use events::jobs::{
+    Bookmark, BookmarkStatus, FailingHour, Job, LateSource, Lease, ParkedHour, QueuedHour,
+};
 use events::Hour;
 use serde::Serialize;
 
@@ -85,16 +87,67 @@ fn held<'a>(current: Option<&'a Job>, w: &Writer) -> anyhow::Result<&'a Job> {
     }
 }
 
-/// Moves the bookmark from `from` to `to` (the next hour): ingested, or skipped because the hour
-/// is parked (`parked`: the entry for an hour the run itself gives up on).
+/// Where an hour the bookmark moves past without it goes, when the run itself sets it aside.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Aside {
+    /// Nowhere new: it was stored, is parked already, or is one of GHArchive's known gaps.
+    Nothing,
+    /// Parked: it failed on `MISSING_HOUR_ATTEMPTS` runs (missing long after it ended, or
+    /// served broken).
+    Parked(ParkedHour),
+    /// Queued for every run to try first: the source did not deliver it, for reasons that are
+    /// not the hour's, while it served the hours around it.
+    Queued(QueuedHour),
+}
+
+/// How the bookmark moves past an hour: its status, where the hour goes if the run sets it
+/// aside, and the sources that did not deliver it while another did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Moved {
+    pub status: BookmarkStatus,
+    pub aside: Aside,
+    pub late: Vec<LateSource>,
+}
+
+impl Moved {
+    pub fn new(status: BookmarkStatus, aside: Aside) -> Moved {
+        Moved {
+            status,
+            aside,
+            late: Vec::new(),
+        }
+    }
+
+    pub fn late(self, late: Vec<LateSource>) -> Moved {
+        Moved { late, ..self }
+    }
+}
+
+/// Adds `late` to the job's lagging sources (each hour and source once).
+fn add_late(job: &mut Job, late: &[LateSource]) {
+    for entry in late {
+        let known = job
+            .late_sources
+            .iter()
+            .any(|l| l.hour == entry.hour && l.source == entry.source);
+        if !known {
+            job.late_sources.push(entry.clone());
+        }
+    }
+    job.late_sources
+        .sort_by(|a, b| (a.hour, &a.source).cmp(&(b.hour, &b.source)));
+}
+
+/// Moves the bookmark from `from` to `to` (the next hour): ingested, skipped (the hour is parked,
+/// or known to be lost), or queued (see [`Moved`]).
 pub fn advance(
     current: Option<&Job>,
     w: &Writer,
     from: Option<Hour>,
     to: Hour,
-    status: BookmarkStatus,
-    parked: Option<&ParkedHour>,
+    moved: &Moved,
 ) -> anyhow::Result<Decision<()>> {
+    let status = moved.status;
     let job = held(current, w)?;
     let mine = |b: &Bookmark| b.last_run_file_name == to && b.run_id.as_deref() == Some(w.run_id);
     if job.job_run_bookmark_details.as_ref().is_some_and(mine) {
@@ -114,13 +167,19 @@ pub fn advance(
         run_id: Some(w.run_id.to_string()),
     });
     job.failing_hour = job.failing_hour.filter(|f| f.hour > to);
-    match (status, parked) {
+    add_late(&mut job, &moved.late);
+    match (status, &moved.aside) {
         // The hour arrived: whatever parked it no longer holds.
         (BookmarkStatus::Ingested, _) => job.parked_hours.retain(|p| p.hour != to),
-        (BookmarkStatus::Skipped, Some(entry)) if job.parked(to).is_none() => {
-            job.parked_hours.push(entry.clone())
+        (_, Aside::Parked(entry)) if job.parked(to).is_none() => {
+            job.parked_hours.push(entry.clone());
+            job.parked_hours.sort_by_key(|p| p.hour);
         }
-        (BookmarkStatus::Skipped, _) => {}
+        (_, Aside::Queued(entry)) if job.queued(to).is_none() => {
+            job.retry_hours.push(entry.clone());
+            job.retry_hours.sort_by_key(|q| q.hour);
+        }
+        _ => {}
     }
     job.lease = Some(w.lease());
     Ok(Decision::Write(job, ()))
@@ -145,7 +204,7 @@ pub fn count_failure(
         bail!("the bookmark moved under the run while {hour} failed");
     }
     let attempts = match &job.failing_hour {
-        Some(f) if f.hour == hour => f.attempts + 1,
+        Some(f) if f.hour == hour => f.attempts.saturating_add(1),
         _ => 1,
     };
     let mut job = job.clone();
@@ -159,23 +218,27 @@ pub fn count_failure(
     Ok(Decision::Write(job, attempts))
 }
 
-/// What became of a queued hour's try.
+/// What became of a run's try of a queued or parked hour.
 #[derive(Clone, Copy)]
 pub enum Tried<'a> {
     Stored,
-    /// Failed: queued for the next run, or parked again once `park_after` runs have failed.
+    /// Failed. `counts`: the failure is the hour's own (missing long after it ended, or served
+    /// broken); a queued hour is parked once `park_after` runs have counted.
     Failed {
         reason: &'a str,
+        counts: bool,
         park_after: u32,
     },
 }
 
-/// Settles a queued hour after this run tried it. Answers true when it was parked again.
+/// Settles a queued hour after this run tried it (`late`: the sources that did not deliver it
+/// while another did). Answers true when it was parked.
 pub fn settle_queued(
     current: Option<&Job>,
     w: &Writer,
     hour: Hour,
     tried: Tried,
+    late: &[LateSource],
 ) -> anyhow::Result<Decision<bool>> {
     let job = held(current, w)?;
     let Some(entry) = job.queued(hour) else {
@@ -184,36 +247,107 @@ pub fn settle_queued(
     };
     let mut job = job.clone();
     job.lease = Some(w.lease());
-    let Tried::Failed { reason, park_after } = tried else {
+    add_late(&mut job, late);
+    let Tried::Failed {
+        reason,
+        counts,
+        park_after,
+    } = tried
+    else {
         job.retry_hours.retain(|q| q.hour != hour);
         return Ok(Decision::Write(job, false));
     };
     if entry.run_id.as_deref() == Some(w.run_id) {
         return Ok(Decision::Keep(false));
     }
-    let attempts = entry.attempts + 1;
+    let attempts = match counts {
+        true => entry.attempts.saturating_add(1),
+        false => entry.attempts,
+    };
     job.retry_hours.retain(|q| q.hour != hour);
-    let parked = attempts >= park_after;
+    let parked = counts && attempts >= park_after;
     if parked {
-        job.parked_hours.push(ParkedHour {
-            hour,
-            reason: reason.to_string(),
-            parked_at: w.now,
-            by: w.by(),
-            attempts,
-        });
+        let entry = ParkedHour::new(hour, reason.to_string(), w.now, w.by(), attempts);
+        job.parked_hours.push(entry);
+        job.parked_hours.sort_by_key(|p| p.hour);
     } else {
         job.retry_hours.push(QueuedHour {
-            hour,
-            queued_at: entry.queued_at,
-            by: entry.by.clone(),
             attempts,
+            tries: entry.tries.saturating_add(1),
             reason: Some(reason.to_string()),
             run_id: Some(w.run_id.to_string()),
+            ..entry.clone()
         });
         job.retry_hours.sort_by_key(|q| q.hour);
     }
     Ok(Decision::Write(job, parked))
+}
+
+/// Settles a parked hour after this run tried it again by itself: stored, it is no longer
+/// parked; failed, its try is kept in its history and its next try moves further out.
+pub fn settle_parked(
+    current: Option<&Job>,
+    w: &Writer,
+    hour: Hour,
+    tried: Tried,
+    late: &[LateSource],
+) -> anyhow::Result<Decision<()>> {
+    let job = held(current, w)?;
+    let Some(entry) = job.parked(hour) else {
+        // Done already (a lost reply), or an operator took it back meanwhile.
+        return Ok(Decision::Keep(()));
+    };
+    let mut job = job.clone();
+    job.lease = Some(w.lease());
+    add_late(&mut job, late);
+    let Tried::Failed { reason, .. } = tried else {
+        job.parked_hours.retain(|p| p.hour != hour);
+        return Ok(Decision::Write(job, ()));
+    };
+    if entry.history.last().is_some_and(|t| t.by == w.by()) {
+        return Ok(Decision::Keep(()));
+    }
+    if let Some(entry) = job.parked_hours.iter_mut().find(|p| p.hour == hour) {
+        entry.tried(w.now, w.by(), reason.to_string());
+    }
+    Ok(Decision::Write(job, ()))
+}
+
+/// What became of a run's try of a lagging source.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LateTry {
+    /// Delivered, or given up on (the hour is past `MISSING_AFTER_HOURS`): no longer tried.
+    Settled,
+    /// Not yet (what it answered): tried again by the next run.
+    Again(String),
+}
+
+/// Settles a lagging source of `hour` after this run tried it.
+pub fn settle_late(
+    current: Option<&Job>,
+    w: &Writer,
+    hour: Hour,
+    source: &str,
+    tried: &LateTry,
+) -> anyhow::Result<Decision<()>> {
+    let job = held(current, w)?;
+    let same = |l: &LateSource| l.hour == hour && l.source == source;
+    let Some(entry) = job.late_sources.iter().position(same) else {
+        return Ok(Decision::Keep(()));
+    };
+    let mut job = job.clone();
+    job.lease = Some(w.lease());
+    match tried {
+        LateTry::Settled => {
+            job.late_sources.remove(entry);
+        }
+        LateTry::Again(reason) => {
+            let entry = &mut job.late_sources[entry];
+            entry.tries = entry.tries.saturating_add(1);
+            entry.reason.clone_from(reason);
+        }
+    }
+    Ok(Decision::Write(job, ()))
 }
 
 /// Gives the lease up, if this run holds it.
@@ -261,14 +395,24 @@ fn existing<'a>(current: Option<&'a Job>, job_id: &str) -> anyhow::Result<&'a Jo
 /// own write (its reply lost) from another's.
 pub type Operator<'a> = &'a str;
 
+/// How `elt skip` parks an hour.
+#[derive(Clone, Copy)]
+pub struct Skip<'a> {
+    pub reason: &'a str,
+    /// For good: never tried again (`--forever`); otherwise runs try it again at growing
+    /// intervals, as they do an hour they parked themselves.
+    pub forever: bool,
+}
+
 /// `elt skip HOUR`: parks the hour by hand. The next hour due: the bookmark moves past it now
 /// (unless a run holds the job: that run passes it by, if it has not fetched it yet). A later
-/// hour: runs pass it by when they get there. A queued hour: taken out of the queue.
+/// hour: runs pass it by when they get there. A queued hour: taken out of the queue. With
+/// `forever`, a parked hour is parked for good.
 pub fn park_by_hand(
     current: Option<&Job>,
     (job_id, by): (&str, Operator),
     hour: Hour,
-    reason: &str,
+    skip: Skip,
     now: DateTime<Utc>,
     start: Start,
 ) -> anyhow::Result<Decision<OperatorChange>> {
@@ -277,22 +421,17 @@ pub fn park_by_hand(
     let mut change = OperatorChange {
         job_id: job_id.to_string(),
         hour,
-        action: "parked",
+        action: if skip.forever {
+            "parked_for_good"
+        } else {
+            "parked"
+        },
         detail: String::new(),
         bookmark_before: job.bookmark_hour(),
         bookmark_after: job.bookmark_hour(),
     };
     if let Some(parked) = job.parked(hour) {
-        if parked.by == by {
-            change.detail = "parked (this command's own write)".into();
-            return Ok(Decision::Keep(change));
-        }
-        bail!(
-            "{hour} is parked already ({}, {}): {}",
-            parked.by,
-            parked.parked_at.format("%Y-%m-%d %H:%M UTC"),
-            parked.reason
-        );
+        return park_again(job, parked, (by, skip), change);
     }
     if hour < next && job.queued(hour).is_none() {
         bail!(
@@ -302,13 +441,12 @@ pub fn park_by_hand(
     }
     let mut job = job.clone();
     job.retry_hours.retain(|q| q.hour != hour);
-    job.parked_hours.push(ParkedHour {
-        hour,
-        reason: reason.to_string(),
-        parked_at: now,
-        by: by.to_string(),
-        attempts: 0,
-    });
+    let mut entry = ParkedHour::new(hour, skip.reason.to_string(), now, by.to_string(), 0);
+    if skip.forever {
+        entry.forever = true;
+        entry.next_try_at = None;
+    }
+    job.parked_hours.push(entry);
     job.parked_hours.sort_by_key(|p| p.hour);
     let held = job
         .live_lease(now.timestamp_millis())
@@ -334,6 +472,39 @@ pub fn park_by_hand(
     Ok(Decision::Write(job, change))
 }
 
+/// `elt skip` of an hour that is parked already: only `--forever` changes it (it is then never
+/// tried again); this command's own earlier write is recognised.
+fn park_again(
+    job: &Job,
+    parked: &ParkedHour,
+    (by, skip): (Operator, Skip),
+    mut change: OperatorChange,
+) -> anyhow::Result<Decision<OperatorChange>> {
+    if parked.by == by {
+        change.detail = "parked (this command's own write)".into();
+        return Ok(Decision::Keep(change));
+    }
+    let when = parked.parked_at.format("%Y-%m-%d %H:%M UTC");
+    if parked.forever || !skip.forever {
+        let how = if parked.forever { " for good" } else { "" };
+        bail!(
+            "{} is parked{how} already ({}, {when}): {}",
+            parked.hour,
+            parked.by,
+            parked.reason
+        );
+    }
+    let mut job = job.clone();
+    if let Some(entry) = job.parked_hours.iter_mut().find(|p| p.hour == parked.hour) {
+        entry.forever = true;
+        entry.next_try_at = None;
+        entry.by = by.to_string();
+        entry.reason = format!("{} (parked {when}: {})", skip.reason, parked.reason);
+    }
+    change.detail = "parked for good: runs never try it again (`elt retry` takes it back)".into();
+    Ok(Decision::Write(job, change))
+}
+
 /// `elt retry HOUR`: takes a parked hour back. Behind the bookmark it is queued, and the next run
 /// fetches it first; ahead of the bookmark it is simply no longer passed by.
 pub fn requeue(
@@ -344,6 +515,9 @@ pub fn requeue(
     start: Start,
 ) -> anyhow::Result<Decision<OperatorChange>> {
     let job = existing(current, job_id)?;
+    if let Some(issue) = events::known_gap(hour) {
+        bail!("{hour} is lost for good from GHArchive ({issue}): it is never fetched");
+    }
     let next = job.next_hour(start.from, now, start.default_days);
     let mut change = OperatorChange {
         job_id: job_id.to_string(),
@@ -384,441 +558,12 @@ pub fn requeue(
         change.action = "unparked";
         change.detail = "runs fetch it when they get there".into();
     } else {
-        job.retry_hours.push(QueuedHour {
-            hour,
-            queued_at: now,
-            by: by.to_string(),
-            attempts: 0,
-            reason: None,
-            run_id: None,
-        });
+        job.retry_hours
+            .push(QueuedHour::new(hour, now, by.to_string(), None));
         job.retry_hours.sort_by_key(|q| q.hour);
     }
     Ok(Decision::Write(job, change))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hour(s: &str) -> Hour {
-        s.parse().unwrap()
-    }
-
-    fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2024-03-10T00:30:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    fn writer(run_id: &str) -> Writer<'_> {
-        Writer {
-            run_id,
-            now: now(),
-            lease_until: now().timestamp_millis() + 60_000,
-        }
-    }
-
-    const START: Start = Start {
-        from: None,
-        default_days: 3,
-    };
-
-    /// A job bookmarked at `bookmark`, held by `holder` (a live lease) if given.
-    fn job(bookmark: Option<&str>, holder: Option<&str>) -> Job {
-        let mut job = Job::new("j", 3, now());
-        job.job_run_bookmark_details = bookmark.map(|b| Bookmark {
-            last_run_file_name: hour(b),
-            status: BookmarkStatus::Ingested,
-            updated_at: None,
-            run_id: None,
-        });
-        job.lease = holder.map(|run_id| Lease {
-            run_id: run_id.into(),
-            expires_at: now().timestamp_millis() + 1000,
-        });
-        job
-    }
-
-    fn written<T>(decision: anyhow::Result<Decision<T>>) -> (Job, T) {
-        match decision.unwrap() {
-            Decision::Write(job, value) => (job, value),
-            Decision::Keep(_) => panic!("expected a write"),
-        }
-    }
-
-    fn kept<T>(decision: anyhow::Result<Decision<T>>) -> T {
-        match decision.unwrap() {
-            Decision::Keep(value) => value,
-            Decision::Write(..) => panic!("expected no write"),
-        }
-    }
-
-    #[test]
-    fn a_claim_creates_takes_over_or_finds_the_job_busy() {
-        let w = writer("r1");
-        let (created, answer) = written(claim(None, &w, "j", 2));
-        assert_eq!(answer, Claim::Held);
-        assert_eq!(
-            created.baseline_day.map(|d| d.to_string()).as_deref(),
-            Some("2024-03-08")
-        );
-
-        let seeded: Job = serde_json::from_str(r#"{"job_id": "j", "baseline_days": 1}"#).unwrap();
-        let (claimed, _) = written(claim(Some(&seeded), &w, "j", 2));
-        assert_eq!(
-            claimed.baseline_day.map(|d| d.to_string()).as_deref(),
-            Some("2024-03-09"),
-            "pinned"
-        );
-        assert_eq!(claimed.lease.unwrap().run_id, "r1");
-
-        assert_eq!(
-            kept(claim(Some(&job(None, Some("r1"))), &w, "j", 2)),
-            Claim::Held,
-            "a lost reply"
-        );
-        assert!(
-            matches!(kept(claim(Some(&job(None, Some("r2"))), &w, "j", 2)), Claim::Busy(l) if l.run_id == "r2")
-        );
-        let mut expired = job(None, Some("r2"));
-        expired.lease.as_mut().unwrap().expires_at = 0;
-        assert_eq!(written(claim(Some(&expired), &w, "j", 2)).1, Claim::Held);
-    }
-
-    #[test]
-    fn advancing_needs_the_lease_and_the_bookmark_the_run_saw() {
-        let w = writer("r1");
-        let from = Some(hour("2024-03-05-1"));
-        let to = hour("2024-03-05-2");
-        let mut held = job(Some("2024-03-05-1"), Some("r1"));
-        held.failing_hour = Some(FailingHour {
-            hour: to,
-            attempts: 2,
-            reason: "x".into(),
-            run_id: None,
-        });
-        held.parked_hours.push(ParkedHour {
-            hour: to,
-            reason: "by hand".into(),
-            parked_at: now(),
-            by: "elt skip".into(),
-            attempts: 0,
-        });
-        let (moved, ()) = written(advance(
-            Some(&held),
-            &w,
-            from,
-            to,
-            BookmarkStatus::Ingested,
-            None,
-        ));
-        assert_eq!(moved.bookmark_hour(), Some(to));
-        assert!(
-            moved.failing_hour.is_none() && moved.parked_hours.is_empty(),
-            "it arrived after all"
-        );
-        kept(advance(
-            Some(&moved),
-            &w,
-            from,
-            to,
-            BookmarkStatus::Ingested,
-            None,
-        ));
-
-        let other = job(Some("2024-03-05-1"), Some("r2"));
-        let lost = advance(Some(&other), &w, from, to, BookmarkStatus::Ingested, None);
-        assert!(lost
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("lost the job to run r2"));
-        let moved_by_someone = job(Some("2024-03-05-4"), Some("r1"));
-        assert!(advance(
-            Some(&moved_by_someone),
-            &w,
-            from,
-            to,
-            BookmarkStatus::Ingested,
-            None
-        )
-        .is_err());
-
-        let parked = ParkedHour {
-            hour: to,
-            reason: "broken".into(),
-            parked_at: now(),
-            by: "run r1".into(),
-            attempts: 3,
-        };
-        let held = job(Some("2024-03-05-1"), Some("r1"));
-        let (skipped, ()) = written(advance(
-            Some(&held),
-            &w,
-            from,
-            to,
-            BookmarkStatus::Skipped,
-            Some(&parked),
-        ));
-        assert_eq!(skipped.parked_hours, [parked]);
-        assert_eq!(
-            skipped.job_run_bookmark_details.unwrap().status,
-            BookmarkStatus::Skipped
-        );
-    }
-
-    #[test]
-    fn a_failed_run_counts_once() {
-        let w = writer("r1");
-        let from = Some(hour("2024-03-05-1"));
-        let next = hour("2024-03-05-2");
-        let held = job(Some("2024-03-05-1"), Some("r1"));
-        let (once, attempts) = written(count_failure(Some(&held), &w, from, next, "broken"));
-        assert_eq!(attempts, 1);
-        assert_eq!(
-            kept(count_failure(Some(&once), &w, from, next, "broken")),
-            1,
-            "a lost reply"
-        );
-        let mut next_run = once.clone();
-        next_run.lease.as_mut().unwrap().run_id = "r2".into();
-        let (twice, attempts) = written(count_failure(
-            Some(&next_run),
-            &writer("r2"),
-            from,
-            next,
-            "broken",
-        ));
-        assert_eq!(
-            (attempts, twice.failing_hour.unwrap().reason.as_str()),
-            (2, "broken")
-        );
-    }
-
-    #[test]
-    fn queued_hours_leave_the_queue_or_are_parked_again() {
-        let w = writer("r1");
-        let h = hour("2024-03-01-5");
-        let mut held = job(Some("2024-03-05-1"), Some("r1"));
-        held.retry_hours.push(QueuedHour {
-            hour: h,
-            queued_at: now(),
-            by: "elt retry a".into(),
-            attempts: 1,
-            reason: None,
-            run_id: Some("r0".into()),
-        });
-        let (done, parked) = written(settle_queued(Some(&held), &w, h, Tried::Stored));
-        assert!(!parked && done.retry_hours.is_empty());
-        assert!(
-            !kept(settle_queued(Some(&done), &w, h, Tried::Stored)),
-            "a lost reply"
-        );
-
-        let failed = Tried::Failed {
-            reason: "broken",
-            park_after: 3,
-        };
-        let (again, parked) = written(settle_queued(Some(&held), &w, h, failed));
-        assert!(!parked);
-        assert_eq!(again.queued(h).unwrap().attempts, 2);
-        assert!(
-            !kept(settle_queued(Some(&again), &w, h, failed)),
-            "counted once per run"
-        );
-        let mut third = again.clone();
-        third.lease.as_mut().unwrap().run_id = "r3".into();
-        let (parked_job, parked) = written(settle_queued(Some(&third), &writer("r3"), h, failed));
-        assert!(parked && parked_job.retry_hours.is_empty());
-        assert_eq!(parked_job.parked(h).unwrap().attempts, 3);
-    }
-
-    #[test]
-    fn skip_parks_the_next_hour_at_once_and_later_hours_ahead() {
-        let idle = job(Some("2024-03-05-1"), None);
-        let next = hour("2024-03-05-2");
-        let (skipped, change) = written(park_by_hand(
-            Some(&idle),
-            ("j", "elt skip a"),
-            next,
-            "known bad",
-            now(),
-            START,
-        ));
-        assert_eq!(
-            (change.action, change.bookmark_after),
-            ("parked", Some(next))
-        );
-        assert_eq!(
-            skipped.job_run_bookmark_details.as_ref().unwrap().status,
-            BookmarkStatus::Skipped
-        );
-        assert_eq!(skipped.parked(next).unwrap().reason, "known bad");
-        kept(park_by_hand(
-            Some(&skipped),
-            ("j", "elt skip a"),
-            next,
-            "known bad",
-            now(),
-            START,
-        ));
-
-        let later = hour("2024-03-05-7");
-        let (ahead, change) = written(park_by_hand(
-            Some(&idle),
-            ("j", "elt skip a"),
-            later,
-            "x",
-            now(),
-            START,
-        ));
-        assert_eq!(
-            (ahead.bookmark_hour(), change.bookmark_after),
-            (idle.bookmark_hour(), idle.bookmark_hour())
-        );
-        assert!(ahead.parked(later).is_some());
-
-        let busy = job(Some("2024-03-05-1"), Some("r9"));
-        let (parked, change) = written(park_by_hand(
-            Some(&busy),
-            ("j", "elt skip a"),
-            next,
-            "x",
-            now(),
-            START,
-        ));
-        assert_eq!(
-            parked.bookmark_hour(),
-            busy.bookmark_hour(),
-            "a run holds the job"
-        );
-        assert!(change.detail.contains("run r9"), "{}", change.detail);
-    }
-
-    #[test]
-    fn skip_refuses_hours_done_or_parked_already() {
-        let idle = job(Some("2024-03-05-1"), None);
-        let next = hour("2024-03-05-2");
-        let (skipped, _) = written(park_by_hand(
-            Some(&idle),
-            ("j", "elt skip a"),
-            next,
-            "x",
-            now(),
-            START,
-        ));
-        let behind = park_by_hand(
-            Some(&idle),
-            ("j", "elt skip a"),
-            hour("2024-03-05-0"),
-            "x",
-            now(),
-            START,
-        );
-        assert!(behind
-            .err()
-            .unwrap()
-            .to_string()
-            .contains("behind the bookmark"));
-        let older = skipped.clone();
-        assert!(
-            park_by_hand(Some(&older), ("j", "elt skip b"), next, "x", now(), START)
-                .err()
-                .unwrap()
-                .to_string()
-                .contains("parked already")
-        );
-        assert!(
-            park_by_hand(None, ("j", "elt skip a"), next, "x", now(), START)
-                .err()
-                .unwrap()
-                .to_string()
-                .contains("does not exist")
-        );
-    }
-
-    #[test]
-    fn retry_queues_a_parked_hour_behind_and_unparks_one_ahead() {
-        let mut parked = job(Some("2024-03-05-5"), None);
-        for (h, by) in [("2024-03-05-2", "run r1"), ("2024-03-05-9", "elt skip")] {
-            parked.parked_hours.push(ParkedHour {
-                hour: hour(h),
-                reason: "x".into(),
-                parked_at: now(),
-                by: by.into(),
-                attempts: 0,
-            });
-        }
-        let (queued, change) = written(requeue(
-            Some(&parked),
-            ("j", "elt retry a"),
-            hour("2024-03-05-2"),
-            now(),
-            START,
-        ));
-        assert_eq!(change.action, "queued");
-        assert!(
-            queued.parked(hour("2024-03-05-2")).is_none()
-                && queued.queued(hour("2024-03-05-2")).is_some()
-        );
-        assert_eq!(
-            kept(requeue(
-                Some(&queued),
-                ("j", "elt retry a"),
-                hour("2024-03-05-2"),
-                now(),
-                START
-            ))
-            .action,
-            "queued",
-            "a lost reply"
-        );
-        assert!(requeue(
-            Some(&queued),
-            ("j", "elt retry b"),
-            hour("2024-03-05-2"),
-            now(),
-            START
-        )
-        .err()
-        .unwrap()
-        .to_string()
-        .contains("queued already"));
-
-        let (unparked, change) = written(requeue(
-            Some(&parked),
-            ("j", "elt retry a"),
-            hour("2024-03-05-9"),
-            now(),
-            START,
-        ));
-        assert_eq!(change.action, "unparked");
-        assert!(unparked.retry_hours.is_empty() && unparked.parked(hour("2024-03-05-9")).is_none());
-
-        let error = requeue(
-            Some(&parked),
-            ("j", "elt retry a"),
-            hour("2024-03-05-3"),
-            now(),
-            START,
-        )
-        .err()
-        .unwrap()
-        .to_string();
-        assert!(
-            error.contains("not parked (parked: 2024-03-05-2, 2024-03-05-9)"),
-            "{error}"
-        );
-        assert!(error.contains("--force"), "{error}");
-    }
-
-    #[test]
-    fn release_gives_up_only_the_runs_own_lease() {
-        let (released, ()) = written(release(Some(&job(None, Some("r1"))), "r1"));
-        assert!(released.lease.is_none());
-        kept(release(Some(&job(None, Some("r2"))), "r1"));
-        kept(release(Some(&released), "r1"));
-        kept(release(None, "r1"));
-    }
-}
+mod tests;

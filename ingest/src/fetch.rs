@@ -18,7 +18,7 @@ use crate::check::transcode;
 use crate::chunks::Chunker;
 use crate::config::{IngestConfig, RawCompression};
 use crate::source::{Body, Source};
-use crate::FetchError;
+use crate::{Failure, FetchError};
 
 /// Chunks of the received stream handed to the check.
 const INPUT_CHUNK: usize = 256 * 1024;
@@ -69,15 +69,61 @@ pub struct Stored {
     pub json_bytes: u64,
 }
 
-/// Fetches hours from a source into the raw store.
-pub struct Fetcher {
+/// One place hour files come from, and where its files go in the raw store.
+pub struct Origin {
+    /// The source's name: a mirror's folder, and how records and logs name it.
+    pub name: String,
     pub source: Source,
+    /// The raw store's folder of its files: the raw prefix for the first source,
+    /// `RAW_PREFIX/sources/NAME/` for a mirror.
+    pub prefix: String,
+}
+
+/// When a transfer must end, and what it means when it does.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: tokio::time::Instant,
+    /// The run's own deadline (the Lambda's, less the time to write the run record): the
+    /// transfer is interrupted, which says nothing about the hour. Otherwise the hour's
+    /// `FETCH_TIMEOUT_SECONDS`.
+    pub run: bool,
+    pub seconds: u64,
+}
+
+impl Deadline {
+    /// The error of a transfer cut off at this deadline after `received` bytes.
+    pub fn passed(&self, received: u64) -> FetchError {
+        match self.run {
+            true => FetchError {
+                message: format!(
+                    "stopped after {received} bytes: the run's deadline came (it ends early enough to write its record)"
+                ),
+                retry: false,
+                kind: Failure::Interrupted,
+            },
+            false => FetchError {
+                message: format!(
+                    "gave up after {} s (FETCH_TIMEOUT_SECONDS) with {received} bytes received",
+                    self.seconds
+                ),
+                retry: false,
+                kind: Failure::Unreachable,
+            },
+        }
+    }
+}
+
+/// Fetches hours from the sources into the raw store.
+pub struct Fetcher {
+    /// In order: the first one's files keep the raw prefix's own keys.
+    pub origins: Vec<Origin>,
     pub raw: Arc<dyn ObjectStore>,
     pub raw_prefix: String,
     compression: RawCompression,
     part_bytes: usize,
     attempts: u32,
     retry_base: Duration,
+    fetch_timeout: Duration,
 }
 
 impl Fetcher {
@@ -86,44 +132,88 @@ impl Fetcher {
         raw: Arc<dyn ObjectStore>,
         raw_prefix: String,
     ) -> anyhow::Result<Fetcher> {
+        let mut origins = Vec::new();
+        for (i, spec) in config.source_specs()?.into_iter().enumerate() {
+            let mirror = (i > 0).then_some(spec.name.as_str());
+            origins.push(Origin {
+                prefix: events::sources::source_prefix(&raw_prefix, mirror),
+                source: Source::new(&spec.url, config.read_timeout())?,
+                name: spec.name,
+            });
+        }
         Ok(Fetcher {
-            source: Source::new(&config.base_url, config.read_timeout())?,
+            origins,
             raw,
             raw_prefix,
             compression: config.raw_compression,
             part_bytes: config.part_bytes(),
             attempts: config.download_attempts.max(1),
             retry_base: Duration::from_millis(config.retry_base_ms),
+            fetch_timeout: config.fetch_timeout(),
         })
     }
 
-    /// The raw key of `hour` as this fetcher stores it.
-    pub fn key(&self, hour: Hour) -> String {
-        hour.raw_key(&self.raw_prefix, self.compression.stored_as())
+    /// The first source: the one whose files keep the raw prefix's keys.
+    pub fn first(&self) -> &Origin {
+        &self.origins[0]
     }
 
-    /// The stored size of `hour`'s raw object, if it is already in the store.
-    pub async fn existing(&self, hour: Hour) -> anyhow::Result<Option<u64>> {
-        match self.raw.head(&Path::from(self.key(hour))).await {
+    /// The raw key of `hour` from `origin` as this fetcher stores it.
+    pub fn key(&self, hour: Hour, origin: &Origin) -> String {
+        hour.raw_key(&origin.prefix, self.compression.stored_as())
+    }
+
+    /// The stored size of `hour`'s raw object from `origin`, if it is already in the store.
+    pub async fn existing(&self, hour: Hour, origin: &Origin) -> anyhow::Result<Option<u64>> {
+        let key = self.key(hour, origin);
+        match self.raw.head(&Path::from(key.as_str())).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(anyhow::Error::new(e).context(format!("checking {}", self.key(hour)))),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("checking {key}"))),
         }
     }
 
-    /// Downloads `hour` into the store, retrying transient faults. Returns the outcome and the
-    /// number of attempts made. With [`Placing::Once`], an hour another upload stores meanwhile
-    /// is left as that one stored it.
-    pub async fn fetch(&self, hour: Hour, placing: Placing) -> (Fetched, u32) {
+    /// The deadline of a fetch of one hour starting now: `FETCH_TIMEOUT_SECONDS` from now, or
+    /// `run_until` (the run's) when that comes first.
+    pub fn deadline(&self, run_until: Option<tokio::time::Instant>) -> Deadline {
+        let own = Deadline {
+            at: tokio::time::Instant::now() + self.fetch_timeout,
+            run: false,
+            seconds: self.fetch_timeout.as_secs(),
+        };
+        match run_until {
+            Some(at) if at < own.at => Deadline {
+                at,
+                run: true,
+                seconds: 0,
+            },
+            _ => own,
+        }
+    }
+
+    /// Downloads `hour` from `origin` into the store, retrying transient faults until
+    /// `deadline`. Returns the outcome and the number of attempts made. With
+    /// [`Placing::Once`], an hour another upload stores meanwhile is left as that one stored it.
+    pub async fn fetch(
+        &self,
+        hour: Hour,
+        origin: &Origin,
+        placing: Placing,
+        deadline: Deadline,
+    ) -> (Fetched, u32) {
         let attempts = AtomicU32::new(0);
-        let source = self.source.location(hour);
+        let source = origin.source.location(hour);
         let outcome = (|| {
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-            self.logged_attempt(hour, attempt, placing)
+            self.logged_attempt(hour, origin, attempt, placing, deadline)
         })
         .retry(backoff(self.retry_base, self.attempts))
-        .sleep(tokio::time::sleep)
-        .when(|e: &FetchError| e.retry)
+        // No pause past the deadline: the attempt after it fails at once, saying so.
+        .sleep(move |pause: Duration| {
+            let left = deadline.at.saturating_duration_since(tokio::time::Instant::now());
+            tokio::time::sleep(pause.min(left))
+        })
+        .when(|e: &FetchError| e.retry && tokio::time::Instant::now() < deadline.at)
         .notify(|e, delay| {
             let (attempt, retry_in_ms) = (attempts.load(Ordering::Relaxed), delay.as_millis());
             tracing::warn!(%hour, source, error = %e.message, attempt, retry_in_ms, "download failed; retrying");
@@ -144,11 +234,13 @@ impl Fetcher {
     async fn logged_attempt(
         &self,
         hour: Hour,
+        origin: &Origin,
         attempt: u32,
         placing: Placing,
+        deadline: Deadline,
     ) -> Result<Option<Stored>, FetchError> {
         let started = Instant::now();
-        let stored = self.attempt(hour, placing).await?;
+        let stored = self.attempt(hour, origin, placing, deadline).await?;
         if let Some(stored) = &stored {
             tracing::info!(
                 %hour, key = %stored.key, bytes = stored.bytes, source_bytes = stored.source_bytes, json_bytes = stored.json_bytes,
@@ -162,12 +254,21 @@ impl Fetcher {
     /// it went well, aborted otherwise. [`Placing::Once`] uploads beside the key (under
     /// [`STAGING`]) and then copies into place only if the key is still free, so that two
     /// uploads of one hour at once store it once.
-    async fn attempt(&self, hour: Hour, placing: Placing) -> Result<Option<Stored>, FetchError> {
+    async fn attempt(
+        &self,
+        hour: Hour,
+        origin: &Origin,
+        placing: Placing,
+        deadline: Deadline,
+    ) -> Result<Option<Stored>, FetchError> {
+        if tokio::time::Instant::now() >= deadline.at {
+            return Err(deadline.passed(0));
+        }
         let only_once = placing == Placing::Once;
-        let Some(body) = self.source.open(hour).await? else {
+        let Some(body) = origin.source.open(hour, deadline).await? else {
             return Ok(None);
         };
-        let key = self.key(hour);
+        let key = self.key(hour, origin);
         let target = match only_once {
             true => staging_key(&key),
             false => key.clone(),
@@ -178,7 +279,7 @@ impl Fetcher {
             .await
             .map_err(FetchError::storage)?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, self.part_bytes);
-        let sizes = self.transfer(body, &mut writer).await;
+        let sizes = self.transfer(body, &mut writer, deadline).await;
         let Sizes {
             received,
             stored,
@@ -215,7 +316,12 @@ impl Fetcher {
     /// Three stages at once: receive, check (gzip to its end) or recompress, upload. Stored as
     /// received, each chunk goes to the upload as well as to the check; recompressed, the
     /// check's output is what is uploaded.
-    async fn transfer(&self, body: Body, writer: &mut WriteMultipart) -> Result<Sizes, FetchError> {
+    async fn transfer(
+        &self,
+        body: Body,
+        writer: &mut WriteMultipart,
+        deadline: Deadline,
+    ) -> Result<Sizes, FetchError> {
         let (input, input_rx) = mpsc::channel::<io::Result<Bytes>>(8);
         let (output, output_rx) = mpsc::channel::<Bytes>(4);
         let (tee, recompressed) = match self.compression {
@@ -225,7 +331,7 @@ impl Fetcher {
         let handle = tokio::runtime::Handle::current();
         let check = tokio::task::spawn_blocking(move || transcode(input_rx, recompressed, handle));
         let (received, stored) = tokio::join!(
-            receive(body, input, tee),
+            receive(body, input, tee, deadline),
             upload(output_rx, writer, self.part_bytes)
         );
         let checked = check
@@ -246,21 +352,29 @@ struct Sizes {
 /// Bytes received, and the length the source announced.
 type Received = Result<(u64, Option<u64>), FetchError>;
 
-/// Receives the body, handing its chunks to the check (and to the upload through `tee`).
+/// Receives the body, handing its chunks to the check (and to the upload through `tee`); cut
+/// off at `deadline`, however the body trickles in.
 async fn receive(
     body: Body,
     input: mpsc::Sender<io::Result<Bytes>>,
     tee: Option<mpsc::Sender<Bytes>>,
+    deadline: Deadline,
 ) -> Received {
     let mut chunks = body.chunks;
     let mut received = 0u64;
     let mut chunker = Chunker::new(INPUT_CHUNK);
-    while let Some(chunk) = chunks.next().await {
+    loop {
+        let Ok(next) = tokio::time::timeout_at(deadline.at, chunks.next()).await else {
+            return Err(deadline.passed(received));
+        };
+        let Some(chunk) = next else {
+            break;
+        };
         let chunk = chunk.map_err(|e| FetchError {
             message: format!("the body broke off after {received} bytes: {}", e.message),
             ..e
         })?;
-        received += chunk.len() as u64;
+        received = received.saturating_add(chunk.len() as u64);
         if let Some(expected) = body.expected_len.filter(|&n| received > n) {
             return Err(FetchError::unreachable(format!(
                 "received more than the announced {expected} bytes"
@@ -288,7 +402,7 @@ async fn upload(
     let mut stored = 0u64;
     let mut parts = Chunker::new(part_bytes);
     while let Some(chunk) = output.recv().await {
-        stored += chunk.len() as u64;
+        stored = stored.saturating_add(chunk.len() as u64);
         for part in parts.split(&chunk) {
             writer
                 .wait_for_capacity(PARTS_IN_FLIGHT)
@@ -421,7 +535,10 @@ mod tests {
         std::fs::create_dir_all(world.lake.join("raw")).expect("the raw folder");
         std::fs::write(world.lake.join("raw/2024-03-05-0.json.gz"), &first).expect("stored");
 
-        let (fetched, attempts) = ingest.fetcher.fetch(hour, Placing::Once).await;
+        let (fetcher, deadline) = (&ingest.fetcher, ingest.fetcher.deadline(None));
+        let (fetched, attempts) = fetcher
+            .fetch(hour, fetcher.first(), Placing::Once, deadline)
+            .await;
         assert!(matches!(
             fetched,
             Fetched::Stored(Stored {
@@ -435,7 +552,9 @@ mod tests {
         let left = std::fs::read_dir(&staged).map_or(0, |dir| dir.flatten().count());
         assert_eq!(left, 0, "staged uploads left in {}", staged.display());
 
-        let (fetched, _) = ingest.fetcher.fetch(hour, Placing::Replace).await;
+        let (fetched, _) = fetcher
+            .fetch(hour, fetcher.first(), Placing::Replace, deadline)
+            .await;
         assert!(matches!(
             fetched,
             Fetched::Stored(Stored {

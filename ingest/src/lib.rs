@@ -3,12 +3,14 @@
 //! (`src/main.rs`) and `elt ingest | backfill | run` build the adapters and call [`Ingest`].
 
 mod backfill_queue;
-pub use backfill_queue::backfill_batch;
+pub use backfill_queue::{backfill_batch, BackfillWork};
 pub mod changes;
 mod check;
 mod chunks;
 pub mod config;
+pub mod fate;
 pub mod fetch;
+mod guard;
 pub mod metrics;
 pub mod operate;
 pub mod run;
@@ -17,7 +19,7 @@ pub mod source;
 mod test_world;
 
 pub use config::IngestConfig;
-pub use run::Ingest;
+pub use run::{Ingest, MAX_PARALLEL_DOWNLOADS};
 
 use fetch::Fetcher;
 
@@ -79,9 +81,9 @@ pub fn local_job_store(lake: &std::path::Path) -> anyhow::Result<adapters::Sqlit
 }
 
 /// Whose fault a failed fetch was: it decides whether the failure counts against the hour (see
-/// `MISSING_HOUR_ATTEMPTS`), so that an hour is parked for being broken, never for an outage.
-/// `Broken` and `Unreachable` count only when the source serves the hour before or after as
-/// gzip: an outage, or an error page for every file, parks nothing.
+/// [`fate`]), so that an hour is parked for being broken, never for an outage. Only `Broken`
+/// counts, and only when the source serves the hour before or after as gzip: an error page for
+/// every file parks nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
     /// The source answered, and what it served is not the hour's file: not a whole gzip stream
@@ -89,10 +91,26 @@ pub enum Failure {
     /// 401, 403, 408 and 429.
     Broken,
     /// The source did not answer in full, or refused the client: connect errors, time-outs, 5xx,
-    /// 401, 403, 408, 429, a body that broke off before its announced length.
+    /// 401, 403, 408, 429, a body that broke off before its announced length, a redirect that
+    /// is refused. Never counts against the hour.
     Unreachable,
     /// Our side: the raw store, or the ingest itself. Never counts against the hour.
     Ours,
+    /// The run's own deadline came during the transfer. Never counts against the hour.
+    Interrupted,
+}
+
+impl Failure {
+    /// How hopeful the failure is, of several sources' failures for one hour: the verdict
+    /// follows the most hopeful (one source being unreachable leaves room for it to deliver).
+    fn hope(self) -> u8 {
+        match self {
+            Failure::Ours => 4,
+            Failure::Interrupted => 3,
+            Failure::Unreachable => 2,
+            Failure::Broken => 1,
+        }
+    }
 }
 
 /// Why an attempt to fetch an hour failed, and whether trying again may help.

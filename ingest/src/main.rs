@@ -19,7 +19,8 @@ async fn main() -> Result<(), Error> {
         let request_id = event.context.request_id.clone();
         if let Some(batch) = ingest::backfill_batch(&event.payload) {
             tracing::info!(%request_id, messages = batch.records.len(), "backfill batch");
-            let (response, _) = adapters::batch::handle_batch(ingest, batch).await;
+            let work = ingest.backfill_until(Some(event.context.deadline()));
+            let (response, _) = adapters::batch::handle_batch(&work, batch).await;
             return Ok::<_, Error>(serde_json::to_value(response)?);
         }
         tracing::info!(%request_id, "scheduled run");

@@ -1,6 +1,7 @@
 //! What the ingest Lambda tells CloudWatch: the bookmark's lag and the hours and bytes a run
 //! stored, as an Embedded Metric Format line on stdout, which CloudWatch turns into the metrics
-//! `gh-elt` / `BookmarkLagHours`, `HoursIngested` and `BytesIngested`. The template's alarm
+//! `gh-elt` / `BookmarkLagHours`, `HoursIngested`, `BytesIngested`, `ParkedHours` and
+//! `QueuedHours`. The template's alarm
 //! watches the lag, and alarms when it is missing too (the ingest stopped); its dashboard shows
 //! all three.
 //!
@@ -27,6 +28,8 @@ pub fn bookmark_lag_line(run: &IngestRun, function: &str) -> Option<serde_json::
                     {"Name": "BookmarkLagHours", "Unit": "Count"},
                     {"Name": "HoursIngested", "Unit": "Count"},
                     {"Name": "BytesIngested", "Unit": "Bytes"},
+                    {"Name": "ParkedHours", "Unit": "Count"},
+                    {"Name": "QueuedHours", "Unit": "Count"},
                 ],
             }],
         },
@@ -35,6 +38,8 @@ pub fn bookmark_lag_line(run: &IngestRun, function: &str) -> Option<serde_json::
         "BookmarkLagHours": lag,
         "HoursIngested": run.hours_ingested,
         "BytesIngested": run.bytes,
+        "ParkedHours": run.set_aside.map_or(0, |s| s.parked),
+        "QueuedHours": run.set_aside.map_or(0, |s| s.queued),
         "job_id": run.job_id,
         "run_id": run.run_id,
         "bookmark": run.bookmark_after,

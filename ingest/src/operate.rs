@@ -5,7 +5,7 @@ use adapters::{update_job, JobStore, WriteRetry};
 use events::Hour;
 use rand::Rng;
 
-use crate::changes::{self, OperatorChange, Start};
+use crate::changes::{self, OperatorChange, Skip, Start};
 use crate::IngestConfig;
 
 /// This command as the item records it, with an id of its own: `elt skip 1a2b3c4d`.
@@ -20,17 +20,17 @@ fn start(config: &IngestConfig) -> Start {
     }
 }
 
-/// Parks `hour` by hand, with `reason` (see [`changes::park_by_hand`]).
+/// Parks `hour` by hand, as `skip` says (see [`changes::park_by_hand`]).
 pub async fn skip_hour(
     jobs: &dyn JobStore,
     config: &IngestConfig,
     hour: Hour,
-    reason: &str,
+    skip: Skip<'_>,
 ) -> anyhow::Result<OperatorChange> {
     let now = config.now();
     let (job_id, by) = (&config.job_id, operator("elt skip"));
     let updated = update_job(jobs, job_id, WriteRetry::default(), |current| {
-        changes::park_by_hand(current, (job_id, &by), hour, reason, now, start(config))
+        changes::park_by_hand(current, (job_id, &by), hour, skip, now, start(config))
     })
     .await?;
     Ok(updated.value)

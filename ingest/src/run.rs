@@ -1,5 +1,6 @@
-//! A run: every due hour after the bookmark, oldest first, each stored then bookmarked by a
-//! conditional write; and a backfill of a range, the bookmark untouched.
+//! A run: the queued hours first, then every due hour after the bookmark, oldest first, each
+//! stored then bookmarked by a conditional write; then the sources that lag behind another and
+//! the parked hours whose next try is due. And a backfill of a range, the bookmark untouched.
 //!
 //! Exactly once, in order: a run first takes the job's lease (a conditional write on `version`),
 //! so no two runs work on the job at once; every bookmark move is conditional on the version the
@@ -7,36 +8,47 @@
 //! (it outlived it) stops instead of writing over another's progress. An hour stored by a run
 //! that died before moving the bookmark is found in the bucket by the next run and not fetched
 //! again. Every change to the job item is one of the rules in [`crate::changes`], written by
-//! `adapters::update_job` (bounded retries, a fresh read after each failed write).
+//! `adapters::update_job` (bounded retries, a fresh read after each failed write). What becomes
+//! of an hour the sources did not deliver is decided in [`crate::fate`].
 //!
 //! Whatever fails, the run writes its record: an error (DynamoDB's included) ends the run with
-//! status `error` and the message, and the record is written with retries.
+//! status `error` and the message, and the record is written with retries. A transfer under way
+//! when the run's deadline comes is cut off early enough to write it.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use adapters::{update_job, JobStore, RunLog, WriteRetry};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use events::jobs::{
-    BookmarkStatus, HourOutcome, HourResult, IngestRun, Job, ParkedHour, RunKind, RunStatus,
-    StopReason,
+    BookmarkStatus, HourOutcome, HourResult, IngestRun, Job, ParkedHour, QueuedHour, RunKind,
+    RunStatus, StopReason,
 };
 use events::Hour;
 
-use crate::changes::{self, Claim, Writer};
+use crate::changes::{self, Aside, Claim, Moved, Writer};
 use crate::config::IngestConfig;
-use crate::fetch::{Fetched, Fetcher, Placing};
-use crate::Failure;
+use crate::fate::{self, NextHour};
+use crate::fetch::{Fetcher, Placing};
 
 mod backfill;
+mod late;
+mod parked;
 mod queued;
 mod record;
+mod store;
 
+pub use backfill::MAX_PARALLEL_DOWNLOADS;
 use record::{fail, new_run_id, note_error};
+use store::Probe;
 
 /// Receives every hour's result as it happens: progress for people, and in local mode the
 /// stand-in for the S3 notification that starts the transform.
 pub type Notify = tokio::sync::mpsc::UnboundedSender<HourResult>;
+
+/// Time kept at the end of a Lambda invocation to release the job and write the run record: a
+/// transfer still under way then is cut off.
+const RECORD_RESERVE: Duration = Duration::from_secs(20);
 
 pub struct Ingest {
     pub config: IngestConfig,
@@ -48,25 +60,44 @@ pub struct Ingest {
     pub notify: Option<Notify>,
 }
 
-/// What became of the next hour, for the run loop.
-enum Step {
-    /// Stored (or found stored, or parked): move the bookmark past it. With the parked entry
-    /// when the run itself gives up on the hour.
-    Advance(HourResult, BookmarkStatus, Option<ParkedHour>),
-    /// Stop the run here, with the hour's result if it has one.
-    Stop(Option<HourResult>, StopReason, RunStatus),
-    /// The hour failed in a way that counts against it (missing long after it ended, or
-    /// broken): count the run in the job, so that a later run can park it, and stop.
-    Fail(HourResult, String),
+/// The run's limits: the Lambda's deadline (none for `elt`), and the instant transfers are cut
+/// off at (that deadline less [`RECORD_RESERVE`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Until {
+    pub deadline: Option<SystemTime>,
+    pub transfers: Option<tokio::time::Instant>,
 }
 
-/// What storing one hour came to.
-enum Stored {
-    /// Ingested, or found already stored.
-    Done(HourResult),
-    /// The source has no such file (404).
-    NotFound(HourResult),
-    Failed(HourResult, Failure),
+impl Until {
+    pub fn new(deadline: Option<SystemTime>) -> Until {
+        let transfers = deadline.map(|d| {
+            let left = d
+                .duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(RECORD_RESERVE);
+            tokio::time::Instant::now() + left
+        });
+        Until {
+            deadline,
+            transfers,
+        }
+    }
+}
+
+/// Whether the loops over queued, late and parked hours go on.
+pub(crate) enum Flow {
+    Go(Job),
+    /// The run's deadline came: stop here (the bookmark is where it is).
+    Stop(StopReason),
+}
+
+/// What the run does after the bookmark's next hour.
+enum Step {
+    /// Move the bookmark past it.
+    Advance(Moved),
+    /// Count the run against it (the hour's own fault), and stop.
+    Count(String),
+    Stop(StopReason, RunStatus),
 }
 
 impl Ingest {
@@ -75,20 +106,16 @@ impl Ingest {
     pub async fn run(&self, deadline: Option<SystemTime>) -> anyhow::Result<IngestRun> {
         let run_id = new_run_id();
         let mut record = self.new_record(&run_id, RunKind::Scheduled, self.config.now());
-        if let Err(e) = self.work(&run_id, &mut record, deadline).await {
+        if let Err(e) = self.work(&run_id, &mut record, Until::new(deadline)).await {
             tracing::error!(run_id, error = format!("{e:#}"), "the run failed");
             fail(&mut record, format!("{e:#}"));
         }
         self.finish(record).await
     }
 
-    /// The run's work: claim the job, try the queued hours, then follow the bookmark.
-    async fn work(
-        &self,
-        run_id: &str,
-        record: &mut IngestRun,
-        deadline: Option<SystemTime>,
-    ) -> anyhow::Result<()> {
+    /// The run's work: claim the job, try the queued hours, follow the bookmark, then try the
+    /// sources that lag and the parked hours that are due.
+    async fn work(&self, run_id: &str, record: &mut IngestRun, until: Until) -> anyhow::Result<()> {
         let job = match self.claim(run_id).await? {
             (Claim::Held, job) => job,
             (Claim::Busy(lease), _) => {
@@ -99,84 +126,89 @@ impl Ingest {
             }
         };
         record.bookmark_before = job.bookmark_hour();
-        let job = self.retry_queued(job, run_id, record, deadline).await?;
-        let (stop, status) = self.follow_bookmark(job, run_id, record, deadline).await?;
+        let job = match self.retry_queued(job, run_id, record, until).await? {
+            Flow::Go(job) => job,
+            Flow::Stop(stop) => {
+                record.stop = stop;
+                return Ok(());
+            }
+        };
+        let (job, stop, status) = self.follow_bookmark(job, run_id, record, until).await?;
         record.stop = stop;
         if status != RunStatus::Ok {
             record.status = status;
         }
+        let went_well = matches!(
+            stop,
+            StopReason::CaughtUp
+                | StopReason::NotPublished
+                | StopReason::Until
+                | StopReason::MaxHours
+        );
+        if went_well {
+            if let Flow::Go(job) = self.retry_late(job, run_id, record, until).await? {
+                self.retry_parked(job, run_id, record, until).await?;
+            }
+        }
         Ok(())
     }
 
-    /// Every due hour after the bookmark, oldest first, until a reason to stop.
+    /// Every due hour after the bookmark, oldest first, until a reason to stop; the item as the
+    /// run left it, and why it stopped.
     async fn follow_bookmark(
         &self,
         mut job: Job,
         run_id: &str,
         record: &mut IngestRun,
-        deadline: Option<SystemTime>,
-    ) -> anyhow::Result<(StopReason, RunStatus)> {
+        until: Until,
+    ) -> anyhow::Result<(Job, StopReason, RunStatus)> {
         loop {
             let now = self.config.now();
             let next = self.next_hour(&job, now);
             if self.config.until.is_some_and(|until| next > until) {
-                return Ok((StopReason::Until, RunStatus::Ok));
+                return Ok((job, StopReason::Until, RunStatus::Ok));
             }
-            if let Some(stop) = self.limit_reached(record, deadline) {
-                return Ok((stop, RunStatus::Ok));
+            if let Some(stop) = self.limit_reached(record, until) {
+                return Ok((job, stop, RunStatus::Ok));
             }
             if next.end() > now {
-                return Ok((StopReason::CaughtUp, RunStatus::Ok));
+                return Ok((job, StopReason::CaughtUp, RunStatus::Ok));
             }
             let from = job.bookmark_hour();
-            match self.step(next, &job, now, run_id).await {
-                Step::Advance(result, status, parked) => {
-                    self.report(record, result);
-                    job = self
-                        .change(|current| {
-                            let w = self.writer(run_id);
-                            changes::advance(current, &w, from, next, status, parked.as_ref())
-                        })
-                        .await?
-                        .1;
+            let (result, step) = self.step(next, &job, run_id, until).await;
+            if let Some(result) = result {
+                if !matches!(step, Step::Advance(_)) || result.outcome == HourOutcome::Queued {
+                    let error = result.error.as_ref().map(|e| format!("{next}: {e}"));
+                    note_error(record, error);
                 }
-                Step::Stop(result, stop, status) => {
-                    if let Some(result) = result {
-                        note_error(
-                            record,
-                            result.error.as_ref().map(|e| format!("{next}: {e}")),
-                        );
-                        self.report(record, result);
-                    }
-                    return Ok((stop, status));
+                self.report(record, result);
+            }
+            match step {
+                Step::Advance(moved) => {
+                    let rule = |current: Option<&Job>| {
+                        changes::advance(current, &self.writer(run_id), from, next, &moved)
+                    };
+                    job = self.change(rule).await?.1;
                 }
-                Step::Fail(result, reason) => {
-                    note_error(
-                        record,
-                        result.error.as_ref().map(|e| format!("{next}: {e}")),
-                    );
-                    self.report(record, result);
+                Step::Count(reason) => {
                     self.change(|current| {
                         let w = self.writer(run_id);
                         changes::count_failure(current, &w, from, next, &reason)
                     })
                     .await?;
-                    return Ok((StopReason::Failed, RunStatus::Error));
+                    return Ok((job, StopReason::Failed, RunStatus::Error));
                 }
+                Step::Stop(stop, status) => return Ok((job, stop, status)),
             }
         }
     }
 
     /// Why the run must start no further hour, if it must not.
-    fn limit_reached(
-        &self,
-        record: &IngestRun,
-        deadline: Option<SystemTime>,
-    ) -> Option<StopReason> {
+    fn limit_reached(&self, record: &IngestRun, until: Until) -> Option<StopReason> {
         if record.hours.len() >= self.config.max_hours_per_run as usize {
             return Some(StopReason::MaxHours);
         }
-        if deadline.is_some_and(|d| self.deadline_near(d)) {
+        if until.deadline.is_some_and(|d| self.deadline_near(d)) {
             return Some(StopReason::Deadline);
         }
         None
@@ -186,130 +218,89 @@ impl Ingest {
         job.next_hour(self.config.start_hour, now, self.config.baseline_days)
     }
 
-    /// Fetches `next` (unless it is parked, or already stored) and decides what the run does
-    /// about it.
-    async fn step(&self, next: Hour, job: &Job, now: DateTime<Utc>, run_id: &str) -> Step {
+    /// Fetches `next` (unless it is parked, known to be lost, or already stored) and decides
+    /// what the run does about it ([`fate::next_hour`]).
+    async fn step(
+        &self,
+        next: Hour,
+        job: &Job,
+        run_id: &str,
+        until: Until,
+    ) -> (Option<HourResult>, Step) {
+        let skipped = Moved::new(BookmarkStatus::Skipped, Aside::Nothing);
+        if let Some(issue) = events::known_gap(next) {
+            let mut result = HourResult::new(next, HourOutcome::Missing);
+            result.error = Some(format!(
+                "lost for good from GHArchive ({issue}): not fetched"
+            ));
+            return (Some(result), Step::Advance(skipped));
+        }
         if let Some(parked) = job.parked(next) {
             let mut result = HourResult::new(next, HourOutcome::Skipped);
             result.error = Some(format!("parked ({}): {}", parked.by, parked.reason));
             tracing::warn!(hour = %next, by = parked.by, "passing a parked hour by");
-            return Step::Advance(result, BookmarkStatus::Skipped, None);
+            return (Some(result), Step::Advance(skipped));
         }
-        let (mut result, reason) = match self.store_hour(next, Placing::IfAbsent).await {
-            Stored::Done(result) => return Step::Advance(result, BookmarkStatus::Ingested, None),
-            Stored::NotFound(result) => {
-                let late =
-                    now - next.end() > Duration::hours(self.config.missing_after_hours.into());
-                if !late {
-                    tracing::info!(%next, "not published yet; stopping");
-                    return Step::Stop(None, StopReason::NotPublished, RunStatus::Ok);
-                }
-                let location = self.fetcher.source.location(next);
-                (
-                    result,
-                    format!("{location} is missing (404) though the hour ended long ago"),
-                )
-            }
-            Stored::Failed(mut result, failure) => {
-                if let Err(note) = self.counts_against(next, failure).await {
-                    result.error = Some(format!("{}{note}", result.error.unwrap_or_default()));
-                    return Step::Stop(Some(result), StopReason::Failed, RunStatus::Error);
-                }
-                let reason = result.error.clone().unwrap_or_default();
-                (result, reason)
-            }
-        };
-        let attempts = match &job.failing_hour {
-            Some(f) if f.hour == next => f.attempts + 1,
+        let stored = self.store_hour(next, Placing::IfAbsent, until).await;
+        let verdict = self.verdict_of(next, &stored, Probe::Always).await;
+        let late = stored.late_sources(self.config.now());
+        let mut result = stored.result;
+        let reason = result.error.clone().unwrap_or_default();
+        if let Some(note) = fate::not_counted_note(verdict) {
+            result.error = Some(format!("{reason} ({note})"));
+        }
+        let failed_runs = match &job.failing_hour {
+            Some(f) if f.hour == next => f.attempts.saturating_add(1),
             _ => 1,
         };
         let limit = self.config.missing_hour_attempts;
-        if attempts < limit {
-            result.error = Some(format!(
-                "{reason} (run {attempts} of {limit} before it is parked)"
-            ));
-            tracing::error!(hour = %next, attempts, reason, "the next hour failed; counted against it");
-            return Step::Fail(result, reason);
-        }
-        result.outcome = HourOutcome::Skipped;
-        result.error = Some(format!(
-            "SKIPPED (parked after {attempts} failed runs; `elt retry {next}` takes it back): {reason}"
-        ));
-        tracing::error!(hour = %next, attempts, reason, "SKIPPED: parked a GHArchive hour that failed on every run; the bookmark moves past it");
-        let parked = ParkedHour {
-            hour: next,
-            reason,
-            parked_at: now,
-            by: format!("run {run_id}"),
-            attempts,
+        let step = match fate::next_hour(verdict, failed_runs, limit) {
+            NextHour::Advance => {
+                Step::Advance(Moved::new(BookmarkStatus::Ingested, Aside::Nothing).late(late))
+            }
+            NextHour::Queue => {
+                result.outcome = HourOutcome::Queued;
+                tracing::warn!(hour = %next, reason, "the source did not deliver the hour; queued for every run to try, the bookmark moves on");
+                let entry = QueuedHour {
+                    tries: 1,
+                    ..QueuedHour::new(
+                        next,
+                        self.config.now(),
+                        format!("run {run_id}"),
+                        Some(reason),
+                    )
+                };
+                Step::Advance(Moved::new(BookmarkStatus::Queued, Aside::Queued(entry)).late(late))
+            }
+            NextHour::Count => {
+                result.error = Some(format!(
+                    "{reason} (run {failed_runs} of {limit} before it is parked)"
+                ));
+                tracing::error!(hour = %next, failed_runs, reason, "the next hour failed; counted against it");
+                Step::Count(reason)
+            }
+            NextHour::Park => {
+                result.outcome = HourOutcome::Skipped;
+                result.error = Some(format!(
+                    "SKIPPED (parked after {failed_runs} failed runs; runs try it again at growing intervals, `elt retry {next}` at once): {reason}"
+                ));
+                tracing::error!(hour = %next, failed_runs, reason, "SKIPPED: parked a GHArchive hour that failed on every run; the bookmark moves past it");
+                let entry = ParkedHour::new(
+                    next,
+                    reason,
+                    self.config.now(),
+                    format!("run {run_id}"),
+                    failed_runs,
+                );
+                Step::Advance(Moved::new(BookmarkStatus::Skipped, Aside::Parked(entry)))
+            }
+            NextHour::Stop(StopReason::NotPublished, status) => {
+                tracing::info!(%next, "not published yet; stopping");
+                return (None, Step::Stop(StopReason::NotPublished, status));
+            }
+            NextHour::Stop(stop, status) => Step::Stop(stop, status),
         };
-        Step::Advance(result, BookmarkStatus::Skipped, Some(parked))
-    }
-
-    /// Whether a failure to fetch `hour` counts against the hour; when it does not, a note for
-    /// the record saying why: the fault is ours (storage), or the source serves neither the hour
-    /// before nor the hour after as gzip (an outage, or an error page for every file, which must
-    /// not park hours).
-    async fn counts_against(&self, hour: Hour, failure: Failure) -> Result<(), String> {
-        if failure == Failure::Ours {
-            return Err(" (our side: not counted against the hour)".into());
-        }
-        let source = &self.fetcher.source;
-        let after_is_over = hour.next().end() <= self.config.now();
-        if source.serves(hour.previous()).await
-            || (after_is_over && source.serves(hour.next()).await)
-        {
-            return Ok(());
-        }
-        Err(format!(
-            " (not counted against the hour: the source does not serve {} or {} whole either, an outage?)",
-            hour.previous(),
-            hour.next()
-        ))
-    }
-
-    /// Stores `hour` as `placing` says (or finds it stored).
-    async fn store_hour(&self, hour: Hour, placing: Placing) -> Stored {
-        let started = Instant::now();
-        let mut result = HourResult::new(hour, HourOutcome::Ingested);
-        result.key = Some(self.fetcher.key(hour));
-        if placing != Placing::Replace {
-            match self.fetcher.existing(hour).await {
-                Ok(Some(size)) => {
-                    result.outcome = HourOutcome::AlreadyPresent;
-                    result.bytes = size;
-                    return Stored::Done(result);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    result.outcome = HourOutcome::Failed;
-                    result.error = Some(format!("{e:#}"));
-                    return Stored::Failed(result, Failure::Ours);
-                }
-            }
-        }
-        let (fetched, attempts) = self.fetcher.fetch(hour, placing).await;
-        result.attempts = attempts;
-        result.seconds = started.elapsed().as_secs_f64();
-        match fetched {
-            Fetched::Stored(stored) => {
-                if stored.already_present {
-                    result.outcome = HourOutcome::AlreadyPresent;
-                }
-                result.bytes = stored.bytes;
-                result.source_bytes = stored.source_bytes;
-                Stored::Done(result)
-            }
-            Fetched::NotFound => {
-                result.outcome = HourOutcome::Missing;
-                Stored::NotFound(result)
-            }
-            Fetched::Failed(e) => {
-                result.outcome = HourOutcome::Failed;
-                result.error = Some(e.message);
-                Stored::Failed(result, e.kind)
-            }
-        }
+        (Some(result), step)
     }
 
     /// Changes the job item by `rule` (one of [`changes`]); answers the rule's answer and the
@@ -344,16 +335,18 @@ impl Ingest {
     /// This run as a writer of the job item, now; its lease lasts `LEASE_SECONDS` from now.
     fn writer<'a>(&self, run_id: &'a str) -> Writer<'a> {
         let now = self.config.now();
-        let seconds = i64::try_from(self.config.lease_seconds).unwrap_or(i64::MAX / 2000);
+        let lease_ms = i64::try_from(self.config.lease_seconds)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
         Writer {
             run_id,
             now,
-            lease_until: now.timestamp_millis() + seconds * 1000,
+            lease_until: now.timestamp_millis().saturating_add(lease_ms),
         }
     }
 
     fn deadline_near(&self, deadline: SystemTime) -> bool {
-        let margin = std::time::Duration::from_secs(self.config.deadline_margin_seconds);
+        let margin = Duration::from_secs(self.config.deadline_margin_seconds);
         deadline
             .duration_since(SystemTime::now())
             .map_or(true, |left| left < margin)

@@ -9,6 +9,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use tokio::io::AsyncReadExt;
 
+use crate::fetch::Deadline;
 use crate::FetchError;
 
 pub enum Source {
@@ -27,12 +28,15 @@ pub struct Body {
 }
 
 const FILE_CHUNK: usize = 256 * 1024;
+/// The longest a probe of a neighbouring hour (its first two bytes) may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Source {
-    /// `https://…`, `http://…` or `file:///folder`.
+    /// `https://…`, `http://…` or `file:///folder`. Redirects are followed as [`crate::guard`]
+    /// allows.
     pub fn new(base_url: &str, read_timeout: Duration) -> anyhow::Result<Source> {
         let mut base = url::Url::parse(base_url)
-            .map_err(|e| anyhow::anyhow!("GHARCHIVE_BASE_URL `{base_url}` is not a URL: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("the source `{base_url}` is not a URL: {e}"))?;
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
@@ -41,6 +45,8 @@ impl Source {
                 let client = reqwest::Client::builder()
                     .connect_timeout(Duration::from_secs(10))
                     .read_timeout(read_timeout)
+                    .redirect(crate::guard::redirect_policy(base.clone()))
+                    .dns_resolver(crate::guard::resolver(&base))
                     .user_agent(concat!("gh-elt/", env!("CARGO_PKG_VERSION")))
                     .build()?;
                 Ok(Source::Http { client, base })
@@ -50,7 +56,7 @@ impl Source {
                 .map(Source::Folder)
                 .map_err(|()| anyhow::anyhow!("`{base_url}` is not a local folder")),
             other => anyhow::bail!(
-                "GHARCHIVE_BASE_URL: unsupported scheme `{other}` (use https, http or file)"
+                "the source `{base_url}`: unsupported scheme `{other}` (use https, http or file)"
             ),
         }
     }
@@ -71,10 +77,18 @@ impl Source {
     /// evidence that the source is up and sane when another hour fails to arrive whole. A HEAD
     /// would not do: an error page served with status 200 passes it.
     pub async fn serves(&self, hour: Hour) -> bool {
-        let first = match self {
+        tokio::time::timeout(PROBE_TIMEOUT, self.first_bytes(hour))
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|bytes| bytes.starts_with(&[0x1f, 0x8b]))
+    }
+
+    async fn first_bytes(&self, hour: Hour) -> Option<Bytes> {
+        match self {
             Source::Http { client, base } => {
                 let Ok(url) = base.join(&format!("{hour}.json.gz")) else {
-                    return false;
+                    return None;
                 };
                 let response = client
                     .get(url)
@@ -98,18 +112,21 @@ impl Source {
                     Err(_) => None,
                 }
             }
-        };
-        first.is_some_and(|bytes| bytes.starts_with(&[0x1f, 0x8b]))
+        }
     }
 
-    /// Starts receiving `hour`'s file; `Ok(None)` when the source has none (HTTP 404).
-    pub async fn open(&self, hour: Hour) -> Result<Option<Body>, FetchError> {
+    /// Starts receiving `hour`'s file; `Ok(None)` when the source has none (HTTP 404). The
+    /// answer's headers must arrive before `deadline`.
+    pub async fn open(&self, hour: Hour, deadline: Deadline) -> Result<Option<Body>, FetchError> {
         match self {
             Source::Http { client, base } => {
                 let url = base
                     .join(&format!("{hour}.json.gz"))
                     .map_err(|e| FetchError::ours(format!("bad URL: {e}")))?;
-                let response = client.get(url).send().await.map_err(FetchError::http)?;
+                let sent = tokio::time::timeout_at(deadline.at, client.get(url).send()).await;
+                let response = sent
+                    .map_err(|_| deadline.passed(0))?
+                    .map_err(FetchError::http)?;
                 let status = response.status();
                 if status == reqwest::StatusCode::NOT_FOUND {
                     return Ok(None);

@@ -3,7 +3,7 @@
 //! or only estimated (`--plan`).
 
 use adapters::queue::SqsQueue;
-use events::backfill::DEFAULT_HOURS_PER_MESSAGE;
+use events::backfill::{DEFAULT_HOURS_PER_MESSAGE, MAX_HOURS_PER_MESSAGE};
 use events::Hour;
 use ingest::IngestConfig;
 
@@ -22,8 +22,8 @@ pub struct BackfillArgs {
     #[arg(long)]
     to: Hour,
     /// Downloads at once (in process).
-    #[arg(long, default_value_t = 4)]
-    parallel: usize,
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=ingest::MAX_PARALLEL_DOWNLOADS as u64))]
+    parallel: u64,
     /// Fetch hours that are already in the bucket again.
     #[arg(long)]
     force: bool,
@@ -32,7 +32,7 @@ pub struct BackfillArgs {
     #[arg(long, value_name = "QUEUE_URL", requires = "aws")]
     fan_out: Option<String>,
     /// Hours per backfill message.
-    #[arg(long, default_value_t = DEFAULT_HOURS_PER_MESSAGE, value_parser = clap::value_parser!(u32).range(1..=24))]
+    #[arg(long, default_value_t = DEFAULT_HOURS_PER_MESSAGE, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_HOURS_PER_MESSAGE)))]
     hours_per_message: u32,
     /// Cancel the backfill on --fan-out's queue: purge its messages (hours stored stay; enqueue
     /// the range again to resume: stored hours are skipped).
@@ -65,7 +65,7 @@ impl BackfillArgs {
             None => {
                 let work = IngestWork::Backfill {
                     to: self.to,
-                    parallel: self.parallel,
+                    parallel: usize::try_from(self.parallel)?,
                     force: self.force,
                 };
                 ingest(&self.target.target(), self.config, work).await

@@ -66,7 +66,8 @@ async fn demo(
         )?;
     }
     let mut config = IngestConfig::from_env()?;
-    config.base_url = format!("file://{}/", mirror.path().display());
+    let source = format!("file://{}/", mirror.path().display());
+    config.sources = vec![source.clone()];
     config.job_id = "demo".into();
     config.start_hour = Some(first_hour);
     config.until = Some(last_hour);
@@ -76,7 +77,7 @@ async fn demo(
     };
     eprintln!(
         "ingesting {} into {} and transforming it into the lake",
-        config.base_url,
+        source,
         lake_dir.join(ingest::LOCAL_RAW_DIR).display()
     );
     run_local(lake_dir, config, options).await?;

@@ -63,7 +63,7 @@ pub(super) async fn ingest(
             parallel,
             force,
         } => match from {
-            Some(from) => ingest.backfill(from, to, parallel, force).await,
+            Some(from) => ingest.backfill((from, to), parallel, force, None).await,
             None => Err(anyhow::anyhow!("backfill needs --from HOUR")),
         },
     };

@@ -39,12 +39,13 @@ pub enum Command {
     /// Park an hour by hand: the job moves on without it (`elt retry` takes it back).
     ///
     /// The next hour due: the bookmark moves past it now (unless a run holds the job; that run
-    /// passes it by). A later hour: runs pass it by when they get there. Prints what changed as
-    /// a JSON line.
+    /// passes it by). A later hour: runs pass it by when they get there. Runs try a parked hour
+    /// again at growing intervals, unless it is parked for good (--forever). Prints what changed
+    /// as a JSON line.
     Skip(park::SkipArgs),
-    /// Take a parked hour back: the next run fetches it first (an hour behind the bookmark), or
-    /// fetches it when it gets there (an hour ahead). After MISSING_HOUR_ATTEMPTS failed runs it
-    /// is parked again. Prints what changed as a JSON line.
+    /// Take a parked hour back now: the next run fetches it first (an hour behind the bookmark),
+    /// or fetches it when it gets there (an hour ahead). After MISSING_HOUR_ATTEMPTS runs that
+    /// fail by the hour's own fault it is parked again. Prints what changed as a JSON line.
     Retry(park::RetryArgs),
     /// Transform local raw hour files (YYYY-MM-DD-H.json.gz, .json.zst or .json) into the lake.
     ///

@@ -212,14 +212,7 @@ fn write_job(
         )?;
     }
     for parked in &job.parked_hours {
-        writeln!(
-            out,
-            "  parked: {} ({}, {}): {}",
-            parked.hour,
-            parked.by,
-            utc(parked.parked_at),
-            parked.reason
-        )?;
+        write_parked(out, parked)?;
     }
     for queued in &job.retry_hours {
         let last = queued
@@ -229,10 +222,50 @@ fn write_job(
             .unwrap_or_default();
         writeln!(
             out,
-            "  queued for retry: {} (since {}, {} failed runs{last})",
+            "  queued: {} (by {}, since {}; tried by {} runs, {} counted against it{last})",
             queued.hour,
+            queued.by,
             utc(queued.queued_at),
+            queued.tries,
             queued.attempts
+        )?;
+    }
+    for late in &job.late_sources {
+        writeln!(
+            out,
+            "  source {} has not delivered {} yet (since {}, {} tries): {}",
+            late.source,
+            late.hour,
+            utc(late.since),
+            late.tries,
+            late.reason
+        )?;
+    }
+    Ok(())
+}
+
+/// A parked hour: why, its next try (or that it is parked for good) and its last tries.
+fn write_parked(out: &mut impl Write, parked: &events::jobs::ParkedHour) -> std::io::Result<()> {
+    let next = match parked.next_try() {
+        Some(at) => format!("next try {}", utc(at)),
+        None => "parked for good, never tried again".to_string(),
+    };
+    writeln!(
+        out,
+        "  parked: {} ({}, {}; {next}; tried again {} times): {}",
+        parked.hour,
+        parked.by,
+        utc(parked.parked_at),
+        parked.tries,
+        parked.reason
+    )?;
+    for tried in &parked.history {
+        writeln!(
+            out,
+            "    tried {} by {}: {}",
+            utc(tried.at),
+            tried.by,
+            tried.reason
         )?;
     }
     Ok(())

@@ -66,6 +66,12 @@ pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 pub fn optional_count<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     match Option::<Count>::deserialize(d)? {
         None => Ok(None),
+        Some(Count(n)) if n > u64::from(super::MAX_BASELINE_DAYS) => Err(de::Error::custom(
+            format!(
+                "baseline_days {n} is out of range: at most {} (a century; GHArchive begins on 2011-02-12)",
+                super::MAX_BASELINE_DAYS
+            ),
+        )),
         Some(Count(n)) => u32::try_from(n)
             .map(Some)
             .map_err(|_| de::Error::custom(format!("{n} days is too many"))),
@@ -105,9 +111,11 @@ pub fn hour_or_file_name<'de, D: Deserializer<'de>>(d: D) -> Result<Hour, D::Err
 
 fn parse_hour_or_file_name(text: &str) -> Option<Hour> {
     let text = text.trim();
-    text.parse()
-        .ok()
-        .or_else(|| Hour::from_file_name(text).ok().map(|(hour, _)| hour))
+    text.parse().ok().or_else(|| {
+        Hour::from_file_name_leniently(text)
+            .ok()
+            .map(|(hour, _)| hour)
+    })
 }
 
 #[cfg(test)]
@@ -122,6 +130,7 @@ mod tests {
             "2024-03-05-09",
             " 2024-03-05-9 ",
             "2024-03-05-9.json.gz",
+            "2024-03-05-09.json.gz",
             "landing/ghactivity/2024-03-05-9.json.gz",
             "s3://github-activity/landing/ghactivity//2024-03-05-9.json.gz",
         ] {
@@ -160,6 +169,8 @@ mod tests {
             r#"{"version": 1.5}"#,
             r#"{"version": "seven"}"#,
             r#"{"days": 5000000000}"#,
+            r#"{"days": 1000000000}"#,
+            r#"{"days": "36601"}"#,
             r#"{"day": "5 March"}"#,
         ] {
             assert!(fields(bad).is_err(), "{bad}");

@@ -37,6 +37,21 @@ pub struct IngestRun {
     pub hours: Vec<HourResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The hours the job held apart when the run ended; none for a backfill, or when the job
+    /// could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_aside: Option<SetAside>,
+}
+
+/// How many hours a job holds apart from the bookmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAside {
+    /// Parked: tried again at growing intervals (or never, when parked for good).
+    pub parked: u32,
+    /// Queued: tried by every run.
+    pub queued: u32,
+    /// Hours stored from one source that another has not delivered yet.
+    pub late_sources: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,6 +111,28 @@ pub struct HourResult {
     pub seconds: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Each source's part, when the job has more than one (see `events::sources`): the fields
+    /// above then sum them up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceResult>,
+}
+
+/// What one source gave of an hour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceResult {
+    /// The source's name (`GHARCHIVE_SOURCES`).
+    pub source: String,
+    pub outcome: HourOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default)]
+    pub source_bytes: u64,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +148,9 @@ pub enum HourOutcome {
     Skipped,
     /// Download or upload failed after its retries.
     Failed,
+    /// The source did not deliver it, for reasons that are not the hour's, while it served the
+    /// hours around it: the bookmark moved on, and every run tries it until it arrives.
+    Queued,
 }
 
 impl HourResult {
@@ -124,6 +164,7 @@ impl HourResult {
             attempts: 0,
             seconds: 0.0,
             error: None,
+            sources: Vec::new(),
         }
     }
 }

@@ -5,7 +5,7 @@ use adapters::WriteRetry;
 use backon::Retryable;
 use chrono::{DateTime, Utc};
 use events::jobs::{
-    lag_hours, HourOutcome, HourResult, IngestRun, RunKind, RunRecord, RunStatus, StopReason,
+    lag_hours, HourOutcome, HourResult, IngestRun, Job, RunKind, RunRecord, RunStatus, StopReason,
 };
 use rand::Rng;
 
@@ -39,14 +39,15 @@ impl Ingest {
             bytes: 0,
             hours: Vec::new(),
             error: None,
+            set_aside: None,
         }
     }
 
     /// Adds an hour's result to the record and tells the listener.
     pub(super) fn report(&self, record: &mut IngestRun, result: HourResult) {
         if result.outcome == HourOutcome::Ingested {
-            record.hours_ingested += 1;
-            record.bytes += result.bytes;
+            record.hours_ingested = record.hours_ingested.saturating_add(1);
+            record.bytes = record.bytes.saturating_add(result.bytes);
         }
         if let Some(notify) = &self.notify {
             let _ = notify.send(result.clone());
@@ -66,9 +67,11 @@ impl Ingest {
                 Ok(((), job)) => {
                     let next = self.next_hour(&job, self.config.now());
                     record.bookmark_lag_hours = Some(lag_hours(next, self.config.now()));
+                    record.set_aside = Some(job.set_aside());
                     if record.status != RunStatus::Busy {
                         record.bookmark_after = job.bookmark_hour();
                     }
+                    log_set_aside(&job);
                 }
                 Err(e) => fail(&mut record, format!("releasing the job: {e:#}")),
             }
@@ -114,6 +117,25 @@ impl Ingest {
                 record.error.as_ref().map(|e| format!(", error: {e}")).unwrap_or_default()
             )
         })
+    }
+}
+
+/// One log line per hour the job holds apart, for the dashboard's list of parked and queued
+/// hours (a Logs Insights query over the ingest's log group).
+fn log_set_aside(job: &Job) {
+    for parked in &job.parked_hours {
+        let next_try = parked.next_try().map(|t| t.to_rfc3339());
+        let last_try = parked.history.last().map(|t| t.at.to_rfc3339());
+        tracing::info!(
+            hour = %parked.hour, next_try, last_try, tries = parked.tries, forever = parked.forever,
+            by = parked.by, reason = parked.reason, "parked hour"
+        );
+    }
+    for queued in &job.retry_hours {
+        tracing::info!(
+            hour = %queued.hour, by = queued.by, tries = queued.tries, attempts = queued.attempts,
+            reason = queued.reason, "queued hour"
+        );
     }
 }
 
