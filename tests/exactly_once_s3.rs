@@ -281,13 +281,13 @@ async fn a_run_that_read_an_older_upload_of_the_raw_object_gives_up() {
     let second = support::gzip_lines(hour, 800);
     raw.put(&key, second.clone().into()).await.unwrap();
     let second_meta = raw.head(&key).await.unwrap();
-    let newer = transform::transform(read(second, second_meta), &lake, &options)
+    let newer = transform::transform(read(second, second_meta).into(), &lake, &options)
         .await
         .unwrap();
     assert_eq!((newer.rows, newer.generation), (800, 1));
     let before = table(&store).await;
 
-    let late = transform::transform(read(first, first_meta), &lake, &options)
+    let late = transform::transform(read(first, first_meta).into(), &lake, &options)
         .await
         .unwrap();
     assert!(late.superseded.is_some(), "{late:?}");

@@ -105,6 +105,7 @@ fn real_events_become_typed_flattened_parquet() {
         .map(|r| (r["event_id"].as_i64().unwrap(), r))
         .collect();
     assert_eq!(by_id.len(), rows.len(), "event_id is unique");
+    let mut trimmed_merges = 0;
     for line in REAL_EVENTS.lines() {
         let event: Value = serde_json::from_str(line).unwrap();
         let (id, payload_text) = raw_payload(line);
@@ -148,7 +149,6 @@ fn real_events_become_typed_flattened_parquet() {
             ("ref", "/ref"),
             ("push_size", "/size"),
             ("head_ref", "/pull_request/head/ref"),
-            ("merged", "/pull_request/merged"),
             ("additions", "/pull_request/additions"),
             ("review_state", "/review/state"),
             ("comment_id", "/comment/id"),
@@ -158,6 +158,14 @@ fn real_events_become_typed_flattened_parquet() {
                 or_null(p.pointer(pointer)),
                 "{id} {column}"
             );
+        }
+        // Since 2025-10-07 a merge is the action `merged`, without the pull request's `merged`.
+        let merged = or_null(p.pointer("/pull_request/merged"))
+            .or_else(|| (p["action"] == "merged").then_some(Value::Bool(true)));
+        assert_eq!(or_null(row.get("merged")), merged, "{id} merged");
+        if p["action"] == "merged" {
+            trimmed_merges += 1;
+            assert_eq!(row.get("merged"), Some(&Value::Bool(true)), "{id}");
         }
         let number = or_null(p.get("number"))
             .or(or_null(issue.get("number")))
@@ -175,6 +183,10 @@ fn real_events_become_typed_flattened_parquet() {
             chrono::DateTime::parse_from_rfc3339(row["created_at"].as_str().unwrap()).unwrap();
         assert_eq!(created, stored, "{id}");
     }
+    assert_eq!(
+        trimmed_merges, 17,
+        "the real merges of the trimmed era, each merged = true"
+    );
 
     // Partition columns work as integers, as Athena's projection gives them, and a query pruned
     // by them returns what a filter on created_at alone returns.

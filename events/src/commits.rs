@@ -47,8 +47,11 @@ pub struct HourCommit {
     /// While `committing`: until when (epoch ms) the run may still be moving its parts into
     /// place; after that another run of the hour may take over.
     pub lease_until: i64,
-    /// The raw object that was read.
+    /// The raw object that was read: the first source's file of the hour present.
     pub source: SourceVersion,
+    /// The other sources' files of the hour that were read with it, in the order read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_sources: Vec<SourceVersion>,
     /// The Parquet parts, in key order: exactly the hour's rows.
     pub parts: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,6 +67,44 @@ pub struct HourCommit {
     pub staging: String,
     /// The accounting of the run.
     pub counts: CommitCounts,
+    /// The accounting per source, in the order read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_source: Vec<crate::SourceCount>,
+}
+
+impl HourCommit {
+    /// Every raw object the run read, the first source's first.
+    pub fn inputs(&self) -> impl Iterator<Item = &SourceVersion> + Clone {
+        std::iter::once(&self.source).chain(&self.more_sources)
+    }
+}
+
+/// Whether a run reading `ours` read an older upload of one of the files `theirs` holds (the
+/// same location, stored earlier): its result must not replace theirs.
+pub fn any_older<'a>(
+    ours: &[SourceVersion],
+    theirs: impl IntoIterator<Item = &'a SourceVersion> + Clone,
+) -> bool {
+    ours.iter().any(|mine| {
+        theirs
+            .clone()
+            .into_iter()
+            .any(|t| t.location == mine.location && mine.older_than(t))
+    })
+}
+
+/// Whether every file of `ours` is among `theirs`, as stored: a result from `theirs` holds
+/// everything a run reading `ours` would commit.
+pub fn all_among<'a>(
+    ours: &[SourceVersion],
+    theirs: impl IntoIterator<Item = &'a SourceVersion> + Clone,
+) -> bool {
+    ours.iter().all(|mine| {
+        theirs
+            .clone()
+            .into_iter()
+            .any(|t| t.location == mine.location && mine.same_as(t))
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

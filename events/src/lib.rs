@@ -8,9 +8,10 @@ mod gaps;
 pub mod jobs;
 mod keys;
 pub mod notifications;
+pub mod sources;
 
 pub use gaps::known_gap;
-pub use keys::{Compression, Day, Hour, HourError};
+pub use keys::{Compression, Day, Hour, HourError, FIRST_HOUR};
 use serde::{Deserialize, Serialize};
 
 /// Default key prefix of raw hour files in the raw bucket.
@@ -64,6 +65,23 @@ pub struct TransformSummary {
     pub raw_bytes: u64,
     pub json_bytes: u64,
     pub seconds: f64,
+    /// The accounting per source, in the order they were read (the first source wins an
+    /// `event_id` that several hold): one entry for each source's file of the hour present.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceCount>,
+}
+
+/// One source's part of an hour's accounting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCount {
+    /// The source's file, as in the table's `source_file` column.
+    pub source_file: String,
+    /// Records read from this source's file.
+    pub records: u64,
+    /// Rows of the hour's result that came from it (its `rows_by_source`).
+    pub rows: u64,
+    /// Of its events (by `event_id`), how many another source of the hour also had.
+    pub shared: u64,
 }
 
 impl TransformSummary {
@@ -87,6 +105,7 @@ impl TransformSummary {
             raw_bytes: 0,
             json_bytes: 0,
             seconds: 0.0,
+            sources: Vec::new(),
         }
     }
 }
@@ -144,6 +163,12 @@ mod tests {
             raw_bytes: 10,
             json_bytes: 20,
             seconds: 0.5,
+            sources: vec![SourceCount {
+                source_file: "2024-03-05-14.json.gz".into(),
+                records: 3,
+                rows: 1,
+                shared: 0,
+            }],
         };
         let text = serde_json::to_string(&s).unwrap();
         assert!(text.contains(r#""hour":"2024-03-05-14""#), "{text}");

@@ -9,7 +9,7 @@ use transform::handler::TransformSettings;
 use transform::TransformOptions;
 
 use super::ingesting::print_hour;
-use super::transforming::transform_one;
+use super::transforming::transform_stored_hour;
 use super::{label, local_lake, print_outcome};
 
 #[derive(clap::Args)]
@@ -39,11 +39,13 @@ pub(super) async fn run_local(
     config: IngestConfig,
     options: TransformOptions,
 ) -> anyhow::Result<()> {
+    let raw_prefix = config.raw_prefix.clone().unwrap_or_default();
     let mut ingest = Ingest::local(config, lake_dir)?;
     let (notify, mut hours) = tokio::sync::mpsc::unbounded_channel();
     ingest.notify = Some(notify);
     let lake = local_lake(lake_dir)?;
     let raw_dir = lake_dir.join(ingest::LOCAL_RAW_DIR);
+    let raw = adapters::objects::folder(&raw_dir)?;
     let transformer = tokio::spawn(async move {
         let mut failed = 0usize;
         while let Some(result) = hours.recv().await {
@@ -52,16 +54,14 @@ pub(super) async fn run_local(
                 result.outcome,
                 HourOutcome::Ingested | HourOutcome::AlreadyPresent
             );
-            let Some(key) = result.key.filter(|_| stored) else {
+            if !stored {
                 continue;
-            };
-            let path = raw_dir.join(&key);
-            let outcome = transform_one(&lake, &path, &options).await;
-            print_outcome(
-                outcome,
-                format_args!("transforming {}", path.display()),
-                &mut failed,
-            )?;
+            }
+            let hour = result.hour;
+            let outcome =
+                transform_stored_hour(&lake, raw.clone(), &raw_prefix, hour, &options, &raw_dir)
+                    .await;
+            print_outcome(outcome, format_args!("transforming {hour}"), &mut failed)?;
         }
         anyhow::Ok(failed)
     });

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
+use object_store::ObjectStore;
 use transform::handler::{AwsTarget, Handler, TransformSettings};
-use transform::{RawFile, TransformOptions};
+use transform::{raw_hour, RawFile, RawHour, TransformOptions};
 
 use super::{bar, local_lake, print_outcome, BYTES_BAR};
 
@@ -51,7 +52,9 @@ impl TransformArgs {
     }
 }
 
-/// `elt transform`: each file in turn; one JSON summary line per file on stdout.
+/// `elt transform`: each hour in turn (the files given for one hour, say a mirror's beside
+/// GHArchive's, are read together and committed as their union, the first given first); one
+/// JSON summary line per hour on stdout.
 async fn transform_files(
     lake_dir: &Path,
     files: &[PathBuf],
@@ -59,22 +62,115 @@ async fn transform_files(
 ) -> anyhow::Result<()> {
     let lake = local_lake(lake_dir)?;
     let mut failed = 0usize;
-    for path in files {
-        let outcome = transform_one(&lake, path, options).await;
-        print_outcome(outcome, path.display(), &mut failed)?;
+    let hours = by_hour(files);
+    for paths in &hours {
+        let outcome = transform_paths(&lake, paths, options).await;
+        let named: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        print_outcome(outcome, named.join(" + "), &mut failed)?;
     }
     if failed > 0 {
-        bail!("{failed} of {} files failed", files.len());
+        bail!("{failed} of {} hours failed", hours.len());
     }
     Ok(())
 }
 
-pub(super) async fn transform_one(
+/// The files grouped by the hour their names give, in the order first given (a file whose name
+/// is no hour's stays alone, to fail with its reason).
+fn by_hour(files: &[PathBuf]) -> Vec<Vec<PathBuf>> {
+    let mut groups: Vec<(Option<events::Hour>, Vec<PathBuf>)> = Vec::new();
+    for path in files {
+        let hour = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| events::Hour::from_file_name(n).ok())
+            .map(|(hour, _)| hour);
+        match groups
+            .iter_mut()
+            .find(|(h, _)| hour.is_some() && *h == hour)
+        {
+            Some((_, paths)) => paths.push(path.clone()),
+            None => groups.push((hour, vec![path.clone()])),
+        }
+    }
+    groups.into_iter().map(|(_, paths)| paths).collect()
+}
+
+/// The `source_file` of a local file: its name, or below a mirror's folder in a raw store
+/// `sources/NAME/FILE`; `taken` are the names of the hour's files before it, which it must not
+/// repeat (then its folder's name goes in front).
+fn source_name(path: &Path, taken: &[String]) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned());
+    let parent = path.parent();
+    let mirror = parent.and_then(folder);
+    let grandparent = parent.and_then(Path::parent).and_then(folder);
+    if let (Some(mirror), Some("sources")) = (&mirror, grandparent.as_deref()) {
+        return format!("sources/{mirror}/{name}");
+    }
+    match (taken.contains(&name), mirror) {
+        (true, Some(folder)) => format!("{folder}/{name}"),
+        _ => name,
+    }
+}
+
+/// Transforms the local files of one hour as one, with a progress bar over their bytes.
+async fn transform_paths(
     lake: &transform::Lake,
-    path: &Path,
+    paths: &[PathBuf],
     options: &TransformOptions,
 ) -> anyhow::Result<events::TransformSummary> {
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let open = || async {
+        let mut files: Vec<RawFile> = Vec::new();
+        for path in paths {
+            let mut file = RawFile::open(path)?;
+            let taken: Vec<String> = files.iter().map(|f| f.source.clone()).collect();
+            file.source = source_name(path, &taken);
+            files.push(file);
+        }
+        let hour = files
+            .first()
+            .map(|f| f.hour)
+            .ok_or_else(|| anyhow::anyhow!("no file"))?;
+        Ok(RawHour { hour, files })
+    };
+    let size = paths
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    with_progress(size, open, lake, options).await
+}
+
+/// Transforms the hour from the local raw store (every source's file of it there is), as the
+/// transform on AWS does on a notification: `elt run`'s transform of each hour stored.
+pub(super) async fn transform_stored_hour(
+    lake: &transform::Lake,
+    raw: Arc<dyn ObjectStore>,
+    raw_prefix: &str,
+    hour: events::Hour,
+    options: &TransformOptions,
+    raw_dir: &Path,
+) -> anyhow::Result<events::TransformSummary> {
+    let files = raw_hour::find(raw.as_ref(), raw_prefix, hour).await?;
+    let size = files.iter().map(|f| f.meta.size).sum();
+    let locate = |key: &str| raw_dir.join(key).display().to_string();
+    let open = || raw_hour::open(raw.clone(), hour, &files, &locate);
+    with_progress(size, open, lake, options).await
+}
+
+/// Runs the transform of the hour `open` gives under a progress bar of `size` raw bytes.
+async fn with_progress<F, Fut>(
+    size: u64,
+    open: F,
+    lake: &transform::Lake,
+    options: &TransformOptions,
+) -> anyhow::Result<events::TransformSummary>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<RawHour>>,
+{
     let progress = bar(size, BYTES_BAR);
     let counter = Arc::new(AtomicU64::new(0));
     let ticker = {
@@ -86,17 +182,48 @@ pub(super) async fn transform_one(
             }
         })
     };
-    let open = || async {
-        let mut file = RawFile::open(path)?;
-        progress.set_message(file.source.clone());
+    let counted = || async {
+        let mut hour = open().await?;
+        progress.set_message(hour.hour.to_string());
         counter.store(0, Ordering::Relaxed);
-        file.progress = counter.clone();
-        Ok(file)
+        for file in &mut hour.files {
+            file.progress = counter.clone();
+        }
+        Ok(hour)
     };
-    let result = transform::transform_hour(open, lake, options).await;
+    let result = transform::transform_hour(counted, lake, options).await;
     ticker.abort();
     progress.finish_and_clear();
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_of_one_hour_are_read_together_each_under_its_own_name() {
+        let files: Vec<PathBuf> = [
+            "a/2024-03-05-1.json.gz",
+            "a/2024-03-05-2.json.gz",
+            "b/2024-03-05-1.json.gz",
+            "notes.txt",
+            "raw/sources/od/2024-03-05-2.json.gz",
+        ]
+        .map(PathBuf::from)
+        .into();
+        let groups = by_hour(&files);
+        assert_eq!(groups.len(), 3);
+        assert_eq!(groups[0], [files[0].clone(), files[2].clone()]);
+        assert_eq!(groups[1], [files[1].clone(), files[4].clone()]);
+        let first = source_name(&files[0], &[]);
+        assert_eq!(first, "2024-03-05-1.json.gz");
+        assert_eq!(source_name(&files[2], &[first]), "b/2024-03-05-1.json.gz");
+        assert_eq!(
+            source_name(&files[4], &[]),
+            "sources/od/2024-03-05-2.json.gz"
+        );
+    }
 }
 
 /// `elt transform --aws s3://BUCKET/KEY…`: the transform Lambda's work on named objects.

@@ -411,6 +411,10 @@ pub enum Fault {
     NotFound,
     /// Answer 200 with bytes that are not gzip.
     Garbage,
+    /// Announce the full length, then send a byte at a time with this pause between them.
+    Trickle(Duration),
+    /// Answer 302 to this URL.
+    Redirect(String),
 }
 
 #[derive(Default)]
@@ -601,6 +605,19 @@ fn respond(
             }
             Ok(())
         }
+        Some(Fault::Trickle(pause)) => {
+            head(stream, Some(body.len()))?;
+            for byte in &body {
+                stream.write_all(std::slice::from_ref(byte))?;
+                stream.flush()?;
+                std::thread::sleep(pause);
+            }
+            Ok(())
+        }
+        Some(Fault::Redirect(to)) => write!(
+            stream,
+            "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
         Some(Fault::Garbage) => {
             let junk = b"<html>not the file you want</html>".repeat(100);
             head(stream, Some(junk.len()))?;

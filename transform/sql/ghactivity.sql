@@ -52,7 +52,10 @@ SELECT
              payload.issue.author_association, payload.pull_request.author_association) AS author_association,
     coalesce(payload.issue.closed_at, payload.pull_request.closed_at)           AS closed_at,
     payload.pull_request.merged_at                   AS merged_at,
-    payload.pull_request.merged                      AS merged,
+    -- Since 2025-10-07 the Events API trims pull requests, and a merge arrives as the action
+    -- 'merged' without the pull request's own `merged`.
+    coalesce(payload.pull_request.merged,
+             CASE WHEN payload.action = 'merged' THEN true END)                 AS merged,
     payload.pull_request.merge_commit_sha            AS merge_commit_sha,
     payload.pull_request.head.ref                    AS head_ref,
     payload.pull_request.head.sha                    AS head_sha,

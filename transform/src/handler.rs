@@ -1,5 +1,6 @@
 //! The event path's handler: SQS messages holding S3 notifications → one transform per raw
-//! object, curated parts and quarantine written to the curated store, a run record per file.
+//! object's hour (the union of every source's file of the hour in the raw bucket), curated parts
+//! and quarantine written to the curated store, a run record per file.
 //! Shared by the transform Lambda (`src/main.rs`), `elt worker` and `elt transform --aws`.
 
 use std::collections::HashMap;
@@ -9,14 +10,14 @@ use std::time::Instant;
 
 use adapters::RunLog;
 use anyhow::Context;
-use events::commits::SourceVersion;
 use events::jobs::TransformRun;
 use events::notifications::{parse_s3_notification, Notification};
+use events::sources::RawKey;
 use events::{Hour, TransformSummary};
 use object_store::ObjectStore;
 use tracing::Instrument;
 
-use crate::{transform_hour, Lake, RawFile, TransformOptions};
+use crate::{raw_hour, transform_hour, Lake, TransformOptions};
 
 /// Where the transform works on AWS.
 #[derive(clap::Args, Clone, Debug)]
@@ -262,27 +263,14 @@ impl Handler {
         bucket: &str,
         key: &str,
     ) -> anyhow::Result<TransformSummary> {
-        // Whatever asked (a notification, an operator), only a raw hour file is the hour's.
+        // Whatever asked (a notification, an operator), only a source's raw hour file is the
+        // hour's; the transform reads every source's file of the hour there is.
         let hour = raw_hour_key(&self.raw_prefix, key).map_err(|reason| {
             anyhow::anyhow!("s3://{bucket}/{key} is not a raw hour file: {reason}")
         })?;
         let store = self.bucket(bucket)?;
-        let open = || async {
-            let (body, meta) = adapters::objects::open_reader(store.clone(), key).await?;
-            Ok(RawFile {
-                source: key.rsplit('/').next().unwrap_or(key).to_string(),
-                hour,
-                body,
-                progress: Arc::default(),
-                version: SourceVersion {
-                    location: format!("s3://{bucket}/{key}"),
-                    e_tag: meta.e_tag,
-                    version: meta.version,
-                    last_modified: Some(meta.last_modified),
-                    size: meta.size,
-                },
-            })
-        };
+        let locate = |key: &str| format!("s3://{bucket}/{key}");
+        let open = || raw_hour::find_and_open(store.clone(), &self.raw_prefix, hour, &locate);
         transform_hour(open, &self.lake, &self.options)
             .await
             .with_context(|| format!("transforming s3://{bucket}/{key}"))
@@ -302,21 +290,12 @@ impl Handler {
     }
 }
 
-/// Accepts exactly `raw_prefix` followed by an hour file name (`2024-03-05-14.json.gz`); why not
-/// otherwise. Keys in deeper folders (`landing/ghactivity/tmp/2024-03-05-14.json.gz`) are not the
-/// hour's raw file and must not replace its output.
+/// Accepts exactly `raw_prefix` followed by an hour file name (`2024-03-05-14.json.gz`), or a
+/// mirror's (`RAW_PREFIX/sources/NAME/2024-03-05-14.json.gz`); why not otherwise. Keys in other
+/// folders (`landing/ghactivity/tmp/2024-03-05-14.json.gz`) and names that are not exactly
+/// GHArchive's (`+2024-3-05-14.json.gz`) are no hour's raw file and must not replace its output.
 pub fn raw_hour_key(raw_prefix: &str, key: &str) -> Result<Hour, String> {
-    let Some(name) = key.strip_prefix(raw_prefix) else {
-        return Err(format!("outside {raw_prefix}"));
-    };
-    if name.contains('/') {
-        return Err(format!(
-            "in a folder below {raw_prefix}, not a raw hour file"
-        ));
-    }
-    Hour::from_file_name(name)
-        .map(|(hour, _)| hour)
-        .map_err(|e| e.to_string())
+    RawKey::parse(raw_prefix, key).map(|k| k.hour)
 }
 
 /// One file's numbers as a CloudWatch Embedded Metric Format log line.

@@ -1,5 +1,5 @@
 //! Reading one raw file: detect its compression by magic bytes, decompress, and cut the stream
-//! into chunks of whole lines for the parsers. A line too long to hold is streamed straight into
+//! into chunks of whole lines for the parsers (the files of an hour's sources one after another). A line too long to hold is streamed straight into
 //! the quarantine, so memory stays bounded whatever the input holds.
 
 use std::io::{self, Cursor, Read};
@@ -27,9 +27,11 @@ fn read_more(reader: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<usize> {
     })
 }
 
-/// A run of whole lines; `first_line` is the 1-based number of its first line in the file.
+/// A run of whole lines; `first_line` is the 1-based number of its first line in the file, and
+/// `source` the file's place among the hour's sources.
 pub(crate) struct Chunk {
     pub seq: u64,
+    pub source: usize,
     pub first_line: u64,
     pub data: Vec<u8>,
 }
@@ -60,13 +62,30 @@ pub(crate) fn decompress(mut input: Box<dyn Read + Send>) -> io::Result<Box<dyn 
 }
 
 /// What reading the whole file found, besides the chunks it sent.
+#[derive(Default)]
 pub(crate) struct ReadStats {
     pub json_bytes: u64,
     /// Lines streamed to the quarantine because they passed the limit.
     pub oversized_lines: u64,
+    /// Chunks sent: the next file's first chunk follows on from this one's last.
+    pub chunks: u64,
+}
+
+impl ReadStats {
+    /// The stats of two files read one after the other.
+    pub fn add(&mut self, other: &ReadStats) {
+        self.json_bytes += other.json_bytes;
+        self.oversized_lines += other.oversized_lines;
+        self.chunks = other.chunks;
+    }
 }
 
 pub(crate) struct LineSplitter<'a> {
+    /// The file's name in the quarantine and its place among the hour's sources.
+    pub source: &'a str,
+    pub source_index: usize,
+    /// The sequence number of the file's first chunk.
+    pub first_seq: u64,
     pub chunk_bytes: usize,
     pub max_line_bytes: usize,
     pub quarantine: &'a Mutex<Quarantine>,
@@ -79,13 +98,10 @@ pub(crate) struct LineSplitter<'a> {
 impl LineSplitter<'_> {
     /// Reads `reader` to the end. Stops early, without error, if the receiving side has gone.
     pub fn run(&self, mut reader: impl Read) -> io::Result<ReadStats> {
-        let mut stats = ReadStats {
-            json_bytes: 0,
-            oversized_lines: 0,
-        };
+        let mut stats = ReadStats::default();
         let mut buf: Vec<u8> = Vec::with_capacity(self.chunk_bytes + READ_BYTES as usize);
         let mut next_line = 1u64;
-        let mut seq = 0u64;
+        let mut seq = self.first_seq;
         // Offset in `buf` where the last, possibly incomplete, line starts.
         let mut line_start = 0usize;
         loop {
@@ -96,6 +112,7 @@ impl LineSplitter<'_> {
                 if !buf.is_empty() {
                     self.send(&mut seq, &mut next_line, std::mem::take(&mut buf));
                 }
+                stats.chunks = seq;
                 return Ok(stats);
             }
             if let Some(p) = memchr::memrchr(b'\n', &buf[scanned..]) {
@@ -118,6 +135,7 @@ impl LineSplitter<'_> {
                 let lines = std::mem::replace(&mut buf, open);
                 line_start = 0;
                 if !lines.is_empty() && !self.send(&mut seq, &mut next_line, lines) {
+                    stats.chunks = seq;
                     return Ok(stats);
                 }
                 if open_line > self.max_line_bytes {
@@ -136,6 +154,7 @@ impl LineSplitter<'_> {
         let lines = newlines + u64::from(data.last() != Some(&b'\n'));
         let chunk = Chunk {
             seq: *seq,
+            source: self.source_index,
             first_line: *next_line,
             data,
         };
@@ -161,7 +180,7 @@ impl LineSplitter<'_> {
             .quarantine
             .lock()
             .map_err(|_| io::Error::other("quarantine lock poisoned"))?;
-        let mut reject = quarantine.begin_streamed(line, &error)?;
+        let mut reject = quarantine.begin_streamed(self.source, line, &error)?;
         let mut read = 0u64;
         loop {
             if let Some(p) = memchr::memchr(b'\n', buf) {
@@ -236,9 +255,12 @@ mod tests {
             let (store, handle) = (store.clone(), handle.clone());
             Box::new(move || ObjectWriter::create(&store, Path::from("q.jsonl.gz"), handle.clone()))
         };
-        let quarantine = Mutex::new(Quarantine::new("f".into(), opener));
+        let quarantine = Mutex::new(Quarantine::new(opener));
         let (tx, rx) = crossbeam_channel::unbounded();
         let splitter = LineSplitter {
+            source: "f",
+            source_index: 0,
+            first_seq: 0,
             chunk_bytes,
             max_line_bytes,
             quarantine: &quarantine,

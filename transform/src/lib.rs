@@ -1,5 +1,6 @@
-//! gh-elt's transform engine: one raw GHArchive hour file (gzip, zstd or plain JSON lines) in,
-//! Snappy Parquet parts and a quarantine of bad lines out.
+//! gh-elt's transform engine: a raw GHArchive hour (gzip, zstd or plain JSON lines; one file per
+//! source of the hour present, their union) in, Snappy Parquet parts and a quarantine of bad
+//! lines out.
 //!
 //! The file goes through the engine's stages on both cores (`engine/`: reader, parsers, SQL
 //! and encoder, with the quarantine beside them), then through the hour's commit (`commit/`).
@@ -22,8 +23,10 @@ mod parse;
 mod parts;
 mod payload;
 mod quarantine;
+pub mod raw_hour;
 mod records;
 pub mod schema;
+mod source_rows;
 mod span;
 pub mod sql;
 
@@ -165,20 +168,49 @@ impl RawFile {
     }
 }
 
+/// An hour's raw files, one per source present, the first source's first: their union is the
+/// hour's result, each event once (the first file holding an `event_id` wins).
+pub struct RawHour {
+    pub hour: Hour,
+    /// Never empty; each file's `source` (its `source_file`) differs from the others'.
+    pub files: Vec<RawFile>,
+}
+
+impl From<RawFile> for RawHour {
+    fn from(file: RawFile) -> RawHour {
+        RawHour {
+            hour: file.hour,
+            files: vec![file],
+        }
+    }
+}
+
+impl RawHour {
+    /// What the summary names the hour's input by: the first file's `source`.
+    fn source(&self) -> String {
+        self.files
+            .first()
+            .map(|f| f.source.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// Transforms one hour, done again (up to a few times) when a neighbouring hour commits one of its
-/// events while it runs; `open` gives the raw file afresh for each attempt.
-pub async fn transform_hour<F, Fut>(
+/// events while it runs; `open` gives the raw files afresh for each attempt (one [`RawFile`],
+/// or a [`RawHour`] of several sources).
+pub async fn transform_hour<F, Fut, R>(
     open: F,
     lake: &Lake,
     options: &TransformOptions,
 ) -> anyhow::Result<TransformSummary>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<RawFile>>,
+    Fut: std::future::Future<Output = anyhow::Result<R>>,
+    R: Into<RawHour>,
 {
     let mut attempt = 1;
     loop {
-        match transform(open().await?, lake, options).await {
+        match transform(open().await?.into(), lake, options).await {
             Err(e)
                 if attempt < REDO_ATTEMPTS && e.downcast_ref::<NeighbourCommitted>().is_some() =>
             {
@@ -190,7 +222,7 @@ where
     }
 }
 
-/// Transforms one raw file into the lake. Must run inside a multi-threaded tokio runtime.
+/// Transforms one hour's raw files into the lake. Must run inside a multi-threaded tokio runtime.
 ///
 /// On success the hour's parts, its quarantine (if any line was rejected) and nothing else of the
 /// hour are in the table, or, when another run's result for the hour stands, nothing of this run
@@ -198,37 +230,42 @@ where
 /// was interrupted, a claim the next run of the hour completes); the caller may retry. A
 /// [`NeighbourCommitted`] error asks for the hour to be done again.
 pub async fn transform(
-    file: RawFile,
+    file: RawHour,
     lake: &Lake,
     options: &TransformOptions,
 ) -> anyhow::Result<TransformSummary> {
+    if file.files.is_empty() {
+        anyhow::bail!("no raw file of {} to transform", file.hour);
+    }
     let started = Instant::now();
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
     let run_id = format!("{}-{nanos}", std::process::id());
-    let version = file.version.clone();
+    let versions: Vec<SourceVersion> = file.files.iter().map(|f| f.version.clone()).collect();
     let run = Run {
         lake,
         hour: file.hour,
         options,
         run_id: &run_id,
-        source: &version,
+        sources: &versions,
     };
+    let source = file.source();
     let begun = match run.begin().await? {
         Start::Go(begun) => begun,
         Start::Superseded { reason, generation } => {
-            tracing::info!(source = file.source, reason, "superseded; nothing to do");
-            let mut summary = TransformSummary::empty(file.source, file.hour);
+            tracing::info!(source, reason, "superseded; nothing to do");
+            let mut summary = TransformSummary::empty(source, file.hour);
             summary.generation = generation;
             summary.superseded = Some(reason);
             return Ok(summary);
         }
     };
-    let (source, hour, raw_bytes) = (file.source.clone(), file.hour, file.progress.clone());
+    let hour = file.hour;
+    let raw_bytes: Vec<Arc<AtomicU64>> = file.files.iter().map(|f| f.progress.clone()).collect();
     let done = engine::encode(file, &run, &begun, options).await?;
     let mut summary = TransformSummary::empty(source, hour);
-    summary.raw_bytes = raw_bytes.load(Ordering::Relaxed);
+    summary.raw_bytes = raw_bytes.iter().map(|b| b.load(Ordering::Relaxed)).sum();
     let outputs = done.account(&mut summary);
     match run.commit(begun, outputs).await? {
         Committed::Done { generation, parts } => {

@@ -26,6 +26,8 @@ pub(crate) struct Reject {
 
 pub(crate) struct Parsed {
     pub seq: u64,
+    /// The chunk's source (its place among the hour's files).
+    pub source: usize,
     pub batch: RecordBatch,
     /// Non-blank lines in the chunk.
     pub lines: u64,
@@ -43,7 +45,10 @@ impl Parsed {
 
 pub(crate) struct ChunkParser {
     columns: Columns,
-    source_file: String,
+    /// The `source_file` of each of the hour's files, by its place; the chunk names its own.
+    sources: Vec<String>,
+    /// The source of the chunk being parsed.
+    source: usize,
     max_line_bytes: usize,
 }
 
@@ -95,7 +100,13 @@ impl LineTally {
 }
 
 impl ChunkParser {
+    #[cfg(test)]
     pub fn new(source_file: String, max_line_bytes: usize) -> anyhow::Result<ChunkParser> {
+        ChunkParser::for_sources(vec![source_file], max_line_bytes)
+    }
+
+    /// A parser of chunks from any of `sources` (the hour's files, by place).
+    pub fn for_sources(sources: Vec<String>, max_line_bytes: usize) -> anyhow::Result<ChunkParser> {
         let payload_json_at = raw_events_schema().index_of(PAYLOAD_JSON)?;
         Ok(ChunkParser {
             columns: Columns {
@@ -103,9 +114,15 @@ impl ChunkParser {
                 payload_json: StringBuilder::new(),
                 payload_json_at,
             },
-            source_file,
+            sources,
+            source: 0,
             max_line_bytes,
         })
+    }
+
+    /// The `source_file` of the chunk being parsed.
+    fn source_file(sources: &[String], source: usize) -> &str {
+        sources.get(source).map_or("", String::as_str)
     }
 
     pub fn parse(&mut self, chunk: &Chunk) -> anyhow::Result<Parsed> {
@@ -113,6 +130,7 @@ impl ChunkParser {
         let mut start = 0;
         let mut line_no = chunk.first_line;
         let data = &chunk.data;
+        self.source = chunk.source;
         self.columns.reserve(data.len());
         while start < data.len() {
             let end = memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |p| start + p);
@@ -129,6 +147,7 @@ impl ChunkParser {
         let batch = self.columns.finish()?;
         Ok(Parsed {
             seq: chunk.seq,
+            source: chunk.source,
             batch,
             lines: tally.lines,
             repairs: tally.repairs,
@@ -153,7 +172,8 @@ impl ChunkParser {
                 return Ok(());
             }
         };
-        let first_error = match decode_record(text, &self.source_file, line_no) {
+        let source_file = ChunkParser::source_file(&self.sources, self.source);
+        let first_error = match decode_record(text, source_file, line_no) {
             Ok(row) => {
                 tally.lines += 1;
                 return self.columns.push(&row);
@@ -191,7 +211,8 @@ impl ChunkParser {
         match piece {
             Piece::Value(range) => {
                 let record = &text[range.clone()];
-                match decode_record(record, &self.source_file, line_no) {
+                let source_file = ChunkParser::source_file(&self.sources, self.source);
+                match decode_record(record, source_file, line_no) {
                     Ok(row) => self.columns.push(&row)?,
                     Err(e) => tally.reject(
                         line_no,
@@ -313,6 +334,7 @@ mod tests {
         parser
             .parse(&Chunk {
                 seq: 0,
+                source: 0,
                 first_line: 10,
                 data: data.as_bytes().to_vec(),
             })

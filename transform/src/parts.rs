@@ -24,6 +24,7 @@ use object_store::ObjectStore;
 use tokio::runtime::Handle;
 
 use crate::objects::ObjectWriter;
+use crate::source_rows::SourceRows;
 
 /// Long free-text columns: dictionaries and min/max statistics cost time there and buy nothing.
 const LONG_TEXT_COLUMNS: &[&str] = &["payload", "body", "title", "diff_hunk"];
@@ -91,9 +92,12 @@ pub(crate) struct Encoded {
     /// The `event_id`s of the rows not written because a neighbouring hour has committed
     /// them, sorted: the duplicates across hours.
     pub dropped_ids: Vec<i64>,
+    /// Rows written per source, in the sources' order.
+    pub rows_by_source: Vec<u64>,
 }
 
 pub(crate) struct PartWriter {
+    source_rows: SourceRows,
     target: Target,
     schema: SchemaRef,
     props: WriterProperties,
@@ -121,7 +125,13 @@ struct OpenPart {
 }
 
 impl PartWriter {
-    pub fn new(target: Target, schema: SchemaRef, max_part_bytes: u64) -> PartWriter {
+    /// A writer of output of `schema` from the files `sources` (by place).
+    pub fn new(
+        target: Target,
+        schema: SchemaRef,
+        max_part_bytes: u64,
+        sources: &[String],
+    ) -> PartWriter {
         let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -146,6 +156,7 @@ impl PartWriter {
             .ok()
             .filter(|&i| schema.field(i).data_type() == &DataType::Int64);
         PartWriter {
+            source_rows: SourceRows::new(sources, &schema),
             event_id,
             event_ids: Vec::new(),
             dropped_ids: Vec::new(),
@@ -173,6 +184,7 @@ impl PartWriter {
             }
             None => batch,
         };
+        self.source_rows.add(batch);
         let days = self.days(batch)?;
         let fallback = self.target.hour.date();
         let day_of = |days: i32| Day::from_days_since_epoch(days).unwrap_or(fallback);
@@ -344,6 +356,11 @@ impl PartWriter {
             rows: self.rows,
             event_ids: std::mem::take(&mut self.event_ids),
             dropped_ids: std::mem::take(&mut self.dropped_ids),
+            rows_by_source: std::mem::replace(
+                &mut self.source_rows,
+                SourceRows::new(&[], &self.schema),
+            )
+            .finish(),
         })
     }
 

@@ -1,5 +1,5 @@
-//! The quarantine: every rejected line, with its line number, reason and exact bytes, in one
-//! gzipped JSON-lines object per raw file. It is created on the first reject only.
+//! The quarantine: every rejected line, with its source file, line number, reason and exact
+//! bytes, in one gzipped JSON-lines object per hour. It is created on the first reject only.
 
 use std::io::{self, Write};
 
@@ -11,19 +11,14 @@ use flate2::write::GzEncoder;
 use crate::objects::ObjectWriter;
 
 pub(crate) struct Quarantine {
-    source: String,
     open: Box<dyn FnMut() -> io::Result<ObjectWriter> + Send>,
     sink: Option<GzEncoder<ObjectWriter>>,
     rejected: u64,
 }
 
 impl Quarantine {
-    pub fn new(
-        source: String,
-        open: Box<dyn FnMut() -> io::Result<ObjectWriter> + Send>,
-    ) -> Quarantine {
+    pub fn new(open: Box<dyn FnMut() -> io::Result<ObjectWriter> + Send>) -> Quarantine {
         Quarantine {
-            source,
             open,
             sink: None,
             rejected: 0,
@@ -44,14 +39,14 @@ impl Quarantine {
         Ok(self.sink.as_mut().expect("just opened"))
     }
 
-    /// Quarantines one whole line: kept as text when it is UTF-8, else as base64.
-    pub fn reject(&mut self, line: u64, error: &str, raw: &[u8]) -> io::Result<()> {
+    /// Quarantines one whole line of `source`: kept as text when it is UTF-8, else as base64.
+    pub fn reject(&mut self, source: &str, line: u64, error: &str, raw: &[u8]) -> io::Result<()> {
         let (raw, raw_base64) = match std::str::from_utf8(raw) {
             Ok(text) => (Some(text), None),
             Err(_) => (None, Some(BASE64.encode(raw))),
         };
         let record = RejectRecord {
-            source: self.source.clone(),
+            source: source.to_string(),
             line,
             error: error.to_string(),
             raw: raw.map(str::to_string),
@@ -67,10 +62,15 @@ impl Quarantine {
 
     /// Starts quarantining a line too long to hold in memory: its bytes are streamed, as base64,
     /// through the returned writer, and `finish` closes the record with the line's length.
-    pub fn begin_streamed(&mut self, line: u64, error: &str) -> io::Result<StreamedReject<'_>> {
+    pub fn begin_streamed(
+        &mut self,
+        source: &str,
+        line: u64,
+        error: &str,
+    ) -> io::Result<StreamedReject<'_>> {
         let head = format!(
             r#"{{"source":{},"line":{line},"error":{},"raw_base64":""#,
-            serde_json::to_string(&self.source).map_err(io::Error::other)?,
+            serde_json::to_string(source).map_err(io::Error::other)?,
             serde_json::to_string(error).map_err(io::Error::other)?,
         );
         let sink = self.sink()?;

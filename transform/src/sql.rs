@@ -233,6 +233,7 @@ mod tests {
         };
         let chunk = crate::input::Chunk {
             seq: 0,
+            source: 0,
             first_line: 1,
             data: format!("{}\n{}\n{}\n", line(1), line(1), line(2)).into_bytes(),
         };

@@ -106,6 +106,7 @@ fn ingest_run(run_id: &str, job_run_time: i64) -> RunRecord {
         bytes: 0,
         hours: Vec::new(),
         error: None,
+        set_aside: None,
     })
 }
 
@@ -219,6 +220,8 @@ fn commit(key: &str, generation: u64) -> HourCommit {
         replaced: vec![],
         staging: String::new(),
         counts: CommitCounts::default(),
+        more_sources: vec![],
+        by_source: vec![],
     }
 }
 

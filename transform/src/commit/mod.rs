@@ -32,10 +32,10 @@ use adapters::commits::Expected;
 use anyhow::Context;
 use chrono::Utc;
 use events::commits::{
-    commit_key, decode_event_ids, encode_event_ids, event_ids_prefix, staging_prefix, CommitCounts,
-    CommitState, HourCommit, SourceVersion,
+    any_older, commit_key, decode_event_ids, encode_event_ids, event_ids_prefix, staging_prefix,
+    CommitCounts, CommitState, HourCommit, SourceVersion,
 };
-use events::Hour;
+use events::{Hour, SourceCount};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -96,6 +96,7 @@ pub(crate) struct Outputs {
     /// The `event_id`s dropped because a neighbour held them, sorted.
     pub dropped_ids: Vec<i64>,
     pub counts: CommitCounts,
+    pub by_source: Vec<SourceCount>,
 }
 
 pub(crate) enum Committed {
@@ -118,7 +119,8 @@ pub(crate) struct Run<'a> {
     pub hour: Hour,
     pub options: &'a TransformOptions,
     pub run_id: &'a str,
-    pub source: &'a SourceVersion,
+    /// The raw files read, the first source's first (never empty).
+    pub sources: &'a [SourceVersion],
 }
 
 impl Run<'_> {
@@ -135,7 +137,10 @@ impl Run<'_> {
     pub async fn begin(&self) -> anyhow::Result<Start> {
         let key = commit_key(&self.options.curated_prefix, self.hour);
         let prior = self.lake.commits.get_commit(&key).await?;
-        if let Some(prior) = prior.as_ref().filter(|p| self.source.older_than(&p.source)) {
+        if let Some(prior) = prior
+            .as_ref()
+            .filter(|p| any_older(self.sources, p.inputs()))
+        {
             return Ok(Start::Superseded {
                 reason: newer_source(prior),
                 generation: prior.generation,
@@ -240,7 +245,9 @@ impl Run<'_> {
             run_id: self.run_id.to_string(),
             updated_at: Utc::now(),
             lease_until: 0,
-            source: self.source.clone(),
+            source: self.sources.first().cloned().unwrap_or_default(),
+            more_sources: self.sources.iter().skip(1).cloned().collect(),
+            by_source: outputs.by_source.clone(),
             parts: ours,
             quarantine: outputs.quarantine.as_ref().map(|q| q.target.to_string()),
             event_ids: Some(ids_key.clone()),
@@ -329,7 +336,7 @@ impl Run<'_> {
                 begun.prior = None;
                 continue;
             };
-            match meeting(&current, expected, self.source) {
+            match meeting(&current, expected, self.sources) {
                 Meeting::Again => tokio::time::sleep(backoff(refusals)).await,
                 Meeting::GiveWay(reason) => return Ok(superseded(reason, &current)),
                 Meeting::Replace => begun.prior = Some(current),
@@ -357,7 +364,7 @@ impl Run<'_> {
         );
         tokio::time::sleep(backoff(waits)).await;
         match self.lake.commits.get_commit(&begun.key).await? {
-            Some(current) if current != claim => match meeting(&current, None, self.source) {
+            Some(current) if current != claim => match meeting(&current, None, self.sources) {
                 Meeting::GiveWay(reason) => return Ok(Some(superseded(reason, &current))),
                 Meeting::Again | Meeting::Replace => begun.prior = Some(current),
             },

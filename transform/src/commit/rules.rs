@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use events::commits::{CommitState, HourCommit, SourceVersion};
+use events::commits::{all_among, any_older, CommitState, HourCommit, SourceVersion};
 
 /// Clocks of two machines may disagree by this much: a claim is waited for this long after its
 /// lease has run out before it is taken over.
@@ -16,7 +16,8 @@ pub(super) const CLOCK_SKEW_MS: i64 = 10_000;
 pub(super) enum Meeting {
     /// The record is the one the run read (a neighbour had moved): claim again.
     Again,
-    /// Another run's result stands: it read the same raw object and committed, or a newer one.
+    /// Another run's result stands: it read the same raw objects (or more sources' of the hour)
+    /// and committed, or a newer upload of one.
     GiveWay(String),
     /// Build on the record: claim over it (once it is no live claim of another run's).
     Replace,
@@ -25,17 +26,21 @@ pub(super) enum Meeting {
 pub(super) fn meeting(
     current: &HourCommit,
     expected: Option<u64>,
-    ours: &SourceVersion,
+    ours: &[SourceVersion],
 ) -> Meeting {
     if Some(current.generation) == expected {
         return Meeting::Again;
     }
-    if ours.older_than(&current.source) {
+    if any_older(ours, current.inputs()) {
         return Meeting::GiveWay(newer_source(current));
     }
-    if current.state == CommitState::Committed && current.source.same_as(ours) {
+    if current.state == CommitState::Committed && all_among(ours, current.inputs()) {
+        let what = match current.more_sources.is_empty() {
+            true => "the same raw object",
+            false => "the same raw objects",
+        };
         return Meeting::GiveWay(format!(
-            "run {} committed the same raw object first (generation {})",
+            "run {} committed {what} first (generation {})",
             current.run_id, current.generation
         ));
     }
@@ -123,12 +128,22 @@ mod tests {
             replaced: vec![],
             staging: String::new(),
             counts: CommitCounts::default(),
+            more_sources: vec![],
+            by_source: vec![],
         }
     }
 
     fn source(e_tag: &str, minute: u32) -> SourceVersion {
+        located(
+            "s3://raw/landing/ghactivity/2024-03-05-14.json.gz",
+            e_tag,
+            minute,
+        )
+    }
+
+    fn located(location: &str, e_tag: &str, minute: u32) -> SourceVersion {
         SourceVersion {
-            location: "s3://raw/landing/ghactivity/2024-03-05-14.json.gz".into(),
+            location: location.into(),
             e_tag: Some(e_tag.into()),
             version: None,
             last_modified: DateTime::from_timestamp(1_709_650_000 + i64::from(minute) * 60, 0),
@@ -138,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_run_gives_way_to_the_same_or_a_newer_object_and_builds_on_anything_else() {
-        let ours = source("a", 5);
+        let ours = [source("a", 5)];
         let met = |state, e_tag, minute| HourCommit {
             generation: 4,
             state,
@@ -169,6 +184,46 @@ mod tests {
             meeting(&met(Committed, "b", 1), None, &ours),
             Meeting::Replace
         );
+    }
+
+    #[test]
+    fn a_result_from_more_sources_stands_and_a_source_that_arrives_late_replaces_it() {
+        let mirror = located(
+            "s3://raw/landing/ghactivity/sources/m/2024-03-05-14.json.gz",
+            "m",
+            7,
+        );
+        let both = HourCommit {
+            generation: 4,
+            more_sources: vec![mirror.clone()],
+            source: source("a", 5),
+            ..record()
+        };
+        let alone = HourCommit {
+            generation: 4,
+            source: source("a", 5),
+            ..record()
+        };
+        // A run that read the first source only: the union already holds all of it.
+        let decided = meeting(&both, Some(3), &[source("a", 5)]);
+        assert!(
+            matches!(&decided, Meeting::GiveWay(why) if why.contains("raw objects")),
+            "{decided:?}"
+        );
+        // The mirror's file arrived after the first commit: the union replaces it.
+        let union = [source("a", 5), mirror.clone()];
+        assert_eq!(meeting(&alone, Some(3), &union), Meeting::Replace);
+        // The same two files, committed: nothing to do.
+        assert!(matches!(
+            meeting(&both, Some(3), &union),
+            Meeting::GiveWay(_)
+        ));
+        // An older upload of the mirror's file never replaces the newer one.
+        let stale = [source("a", 5), located(&mirror.location, "old", 1)];
+        assert!(matches!(
+            meeting(&both, Some(3), &stale),
+            Meeting::GiveWay(_)
+        ));
     }
 
     #[test]

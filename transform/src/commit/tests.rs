@@ -57,7 +57,9 @@ impl World {
                 size,
             },
         };
-        transform(file, &self.lake, &self.options).await.unwrap()
+        transform(file.into(), &self.lake, &self.options)
+            .await
+            .unwrap()
     }
 
     async fn keys(&self) -> BTreeSet<String> {

@@ -29,12 +29,13 @@ pub(super) async fn run(
     raw_events: SendableRecordBatchStream,
     target: Target,
     max_part_bytes: u64,
+    sources: &[String],
 ) -> anyhow::Result<SqlAndParts> {
     let mut output = crate::sql::execute(sql, raw_events)
         .await
         .context("running the transform SQL")?;
     let (batch_tx, mut batch_rx) = mpsc::channel::<RecordBatch>(1);
-    let mut writer = PartWriter::new(target, output.schema(), max_part_bytes);
+    let mut writer = PartWriter::new(target, output.schema(), max_part_bytes, sources);
     let encoder = std::thread::Builder::new()
         .name("gh-elt-encoder".into())
         .spawn(move || {

@@ -1,4 +1,5 @@
-//! The engine: one raw file through the stages, on both cores, with bounded queues between them
+//! The engine: an hour's raw files (one per source present, read one after another) through the
+//! stages, on both cores, with bounded queues between them
 //! so memory stays flat however large the file:
 //!
 //! ```text
@@ -19,7 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::anyhow;
 use events::commits::CommitCounts;
-use events::{Repairs, TransformSummary};
+use events::{Repairs, SourceCount, TransformSummary};
 use object_store::path::Path;
 use object_store::ObjectStore;
 use tokio::runtime::Handle;
@@ -29,7 +30,7 @@ use crate::input::{Chunk, ReadStats};
 use crate::objects::ObjectWriter;
 use crate::parts::{Encoded, Staged, Target};
 use crate::quarantine::Quarantine;
-use crate::{RawFile, TransformOptions};
+use crate::{RawHour, TransformOptions};
 
 /// What the engine made of a file, staged, before the commit.
 pub(crate) struct Done {
@@ -41,11 +42,13 @@ pub(crate) struct Done {
     json_bytes: u64,
     encoded: Encoded,
     quarantine: Option<Staged>,
+    by_source: Vec<SourceCount>,
 }
 
-/// Runs the stages over the file, staging the parts and the quarantine under the run's folder.
+/// Runs the stages over the hour's files, staging the parts and the quarantine under the run's
+/// folder.
 pub(crate) async fn encode(
-    file: RawFile,
+    file: RawHour,
     run: &Run<'_>,
     begun: &Begun,
     options: &TransformOptions,
@@ -63,20 +66,24 @@ pub(crate) async fn encode(
         staging: target.staging_for(&rejects_key),
         target: Path::from(rejects_key.as_str()),
     };
-    let quarantine = open_quarantine(&target, &file.source, rejects.staging.clone());
+    let quarantine = open_quarantine(&target, rejects.staging.clone());
+    let sources: Vec<String> = file.files.iter().map(|f| f.source.clone()).collect();
+    let described = sources.join(" + ");
+    let inputs = file
+        .files
+        .into_iter()
+        .map(|f| reader::Input {
+            name: f.source,
+            body: f.body,
+            progress: f.progress,
+        })
+        .collect();
 
     let (chunk_tx, chunk_rx) = crossbeam_channel::bounded::<Chunk>(options.parse_threads);
     let (spent_tx, spent_rx) = crossbeam_channel::bounded::<Vec<u8>>(options.parse_threads + 1);
-    let reader = reader::spawn(
-        file.body,
-        file.progress,
-        options,
-        quarantine.clone(),
-        chunk_tx,
-        spent_rx,
-    )?;
+    let reader = reader::spawn(inputs, options, quarantine.clone(), chunk_tx, spent_rx)?;
     let parsers = parsers::spawn(
-        &file.source,
+        &sources,
         options.max_line_bytes,
         options.parse_threads,
         chunk_rx,
@@ -90,6 +97,7 @@ pub(crate) async fn encode(
         parsers.raw_events,
         target,
         options.max_part_bytes,
+        &sources,
     )
     .await;
 
@@ -110,12 +118,13 @@ pub(crate) async fn encode(
         Err((e, staged)) => {
             blocking(move || drop(quarantine)).await?;
             discard(&store, &staged).await;
-            return Err(e.context(format!("transforming {}: nothing was written", file.source)));
+            return Err(e.context(format!("transforming {described}: nothing was written")));
         }
     };
     let closing = Closing {
         store,
-        source: file.source,
+        source: described,
+        sources,
         counts: parsers.counts,
     };
     closing.finish(read, encoded, quarantine, rejects).await
@@ -125,6 +134,8 @@ pub(crate) async fn encode(
 struct Closing {
     store: Arc<dyn ObjectStore>,
     source: String,
+    /// The hour's files, by place.
+    sources: Vec<String>,
     counts: Arc<parsers::Counts>,
 }
 
@@ -149,7 +160,10 @@ impl Closing {
             }
         };
         match tally(&self.counts, read, encoded, rejected, quarantine) {
-            Ok(done) => Ok(done),
+            Ok(mut done) => {
+                done.by_source = by_source(&self.sources, &self.counts, &done.encoded);
+                Ok(done)
+            }
             Err((e, staged)) => {
                 discard(&self.store, &staged).await;
                 Err(e)
@@ -160,12 +174,11 @@ impl Closing {
 
 /// The quarantine of the file, shared by the reader (lines over the limit) and the parsers; its
 /// object is created at the first reject.
-fn open_quarantine(target: &Target, source: &str, staging: Path) -> Arc<Mutex<Quarantine>> {
+fn open_quarantine(target: &Target, staging: Path) -> Arc<Mutex<Quarantine>> {
     let (store, handle) = (target.store.clone(), target.handle.clone());
-    Arc::new(Mutex::new(Quarantine::new(
-        source.to_string(),
-        Box::new(move || ObjectWriter::create(&store, staging.clone(), handle.clone())),
-    )))
+    Arc::new(Mutex::new(Quarantine::new(Box::new(move || {
+        ObjectWriter::create(&store, staging.clone(), handle.clone())
+    }))))
 }
 
 /// Finishes the quarantine's upload; `None` when no line was rejected.
@@ -182,6 +195,24 @@ async fn finish_quarantine(
     })
     .await?;
     Ok(finished?.then_some(rejects))
+}
+
+/// The accounting per source: records read, rows of the result and events another source had.
+fn by_source(sources: &[String], counts: &parsers::Counts, encoded: &Encoded) -> Vec<SourceCount> {
+    let read = counts.by_source();
+    sources
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let (records, shared) = read.get(i).copied().unwrap_or_default();
+            SourceCount {
+                source_file: name.clone(),
+                records,
+                rows: encoded.rows_by_source.get(i).copied().unwrap_or_default(),
+                shared,
+            }
+        })
+        .collect()
 }
 
 /// The accounting of the file. Every record is a row, a duplicate, a row a neighbouring hour
@@ -213,6 +244,7 @@ fn tally(
         json_bytes: read.json_bytes,
         encoded,
         quarantine,
+        by_source: Vec::new(),
     })
 }
 
@@ -235,7 +267,9 @@ impl Done {
         summary.repairs = self.repairs;
         summary.json_bytes = self.json_bytes;
         summary.quarantine = self.quarantine.as_ref().map(|q| q.target.to_string());
+        summary.sources = self.by_source.clone();
         Outputs {
+            by_source: self.by_source,
             parts: self.encoded.parts,
             quarantine: self.quarantine,
             event_ids: self.encoded.event_ids,

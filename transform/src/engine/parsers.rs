@@ -14,7 +14,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use events::Repairs;
-use hashbrown::HashSet;
+use hashbrown::{HashMap, HashSet};
 use tokio::sync::mpsc;
 
 use crate::functions::first_occurrence;
@@ -30,10 +30,10 @@ pub(super) struct Parsers {
     pub counts: Arc<Counts>,
 }
 
-/// Starts `threads` parsers on the chunks of `source`. With `dedupe_ahead`, the later
+/// Starts `threads` parsers on the chunks of `sources` (the hour's files, by place). With `dedupe_ahead`, the later
 /// occurrences of an id are dropped from the stream (see [`crate::sql::TransformSql::dedupes_ahead`]).
 pub(super) fn spawn(
-    source: &str,
+    sources: &[String],
     max_line_bytes: usize,
     threads: usize,
     chunks: crossbeam_channel::Receiver<Chunk>,
@@ -50,15 +50,17 @@ pub(super) fn spawn(
             parsed_tx.clone(),
             quarantine.clone(),
         );
-        let mut parser = ChunkParser::new(source.to_string(), max_line_bytes)?;
+        let mut parser = ChunkParser::for_sources(sources.to_vec(), max_line_bytes)?;
+        let names = sources.to_vec();
         handles.push(
             std::thread::Builder::new()
                 .name(format!("gh-elt-parser-{i}"))
                 .spawn(move || {
                     for chunk in chunks {
-                        let parsed = parser
-                            .parse(&chunk)
-                            .and_then(|parsed| quarantine_rejects(&quarantine, &chunk, parsed));
+                        let parsed = parser.parse(&chunk).and_then(|parsed| {
+                            let name = names.get(chunk.source).map_or("", String::as_str);
+                            quarantine_rejects(&quarantine, name, &chunk, parsed)
+                        });
                         let failed = parsed.is_err();
                         if parsed_tx.blocking_send(parsed).is_err() || failed {
                             return;
@@ -70,7 +72,7 @@ pub(super) fn spawn(
                 })?,
         );
     }
-    let counts = Arc::new(Counts::default());
+    let counts = Arc::new(Counts::for_sources(sources.len()));
     let ordered = futures::stream::unfold(
         Reorder {
             pending: BTreeMap::new(),
@@ -95,6 +97,7 @@ pub(super) fn spawn(
 /// Writes the chunk's rejected records to the quarantine, with their line numbers and bytes.
 fn quarantine_rejects(
     quarantine: &Mutex<Quarantine>,
+    source: &str,
     chunk: &Chunk,
     parsed: Parsed,
 ) -> anyhow::Result<Parsed> {
@@ -103,6 +106,7 @@ fn quarantine_rejects(
         .map_err(|_| anyhow!("quarantine lock poisoned"))?;
     for reject in &parsed.rejects {
         quarantine.reject(
+            source,
             reject.line,
             &reject.error,
             &chunk.data[reject.bytes.clone()],
@@ -114,6 +118,7 @@ fn quarantine_rejects(
 /// What the parsed chunks held, summed as they pass to the SQL.
 #[derive(Default)]
 pub(super) struct Counts {
+    by_source: Mutex<BySource>,
     lines: AtomicU64,
     /// Records handed to the SQL.
     rows_in: AtomicU64,
@@ -123,8 +128,65 @@ pub(super) struct Counts {
     nul_runs: AtomicU64,
 }
 
+/// Records per source, and (with more than one source) which sources held each `event_id`.
+#[derive(Default)]
+struct BySource {
+    records: Vec<u64>,
+    /// A bit per source (the first 64) for each id, kept only when there are several sources.
+    holders: Option<HashMap<i64, u64>>,
+}
+
 impl Counts {
+    fn for_sources(sources: usize) -> Counts {
+        let by_source = BySource {
+            records: vec![0; sources.max(1)],
+            holders: (sources > 1).then(|| HashMap::with_capacity(1 << 18)),
+        };
+        Counts {
+            by_source: Mutex::new(by_source),
+            ..Counts::default()
+        }
+    }
+
+    /// Per source, in order: the records read from it, and how many of its `event_id`s another
+    /// source also had.
+    pub fn by_source(&self) -> Vec<(u64, u64)> {
+        let Ok(by_source) = self.by_source.lock() else {
+            return Vec::new();
+        };
+        let mut shared = vec![0u64; by_source.records.len()];
+        for &holders in by_source.holders.iter().flat_map(|h| h.values()) {
+            if holders.count_ones() > 1 {
+                for (source, count) in shared.iter_mut().enumerate().take(64) {
+                    *count += (holders >> source) & 1;
+                }
+            }
+        }
+        by_source.records.iter().copied().zip(shared).collect()
+    }
+
+    fn add_by_source(&self, parsed: &Parsed) {
+        let Ok(mut by_source) = self.by_source.lock() else {
+            return;
+        };
+        if let Some(records) = by_source.records.get_mut(parsed.source) {
+            *records += (parsed.batch.num_rows() + parsed.rejects.len()) as u64;
+        }
+        let Some(holders) = by_source.holders.as_mut() else {
+            return;
+        };
+        let bit = 1u64.checked_shl(parsed.source as u32).unwrap_or(0);
+        let batch = &parsed.batch;
+        if let Ok(column) = batch.schema().index_of("id") {
+            let ids = batch.column(column).as_primitive::<Int64Type>();
+            for id in ids.iter().flatten() {
+                *holders.entry(id).or_default() |= bit;
+            }
+        }
+    }
+
     fn add(&self, parsed: &Parsed) {
+        self.add_by_source(parsed);
         self.lines.fetch_add(parsed.lines, Ordering::Relaxed);
         self.rows_in
             .fetch_add(parsed.batch.num_rows() as u64, Ordering::Relaxed);

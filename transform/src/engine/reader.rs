@@ -11,11 +11,19 @@ use crate::input::{self, Chunk, LineSplitter, ReadStats};
 use crate::quarantine::Quarantine;
 use crate::TransformOptions;
 
-/// Starts the reader on `body`; chunks go to `chunks`, lines over the limit to the quarantine.
-/// `progress` counts the raw (compressed) bytes read; `spent` hands back chunks' buffers to reuse.
+/// One file of the hour for the reader: its `source_file`, its bytes as stored, and the counter
+/// of raw (compressed) bytes read from it.
+pub(super) struct Input {
+    pub name: String,
+    pub body: Box<dyn Read + Send>,
+    pub progress: Arc<AtomicU64>,
+}
+
+/// Starts the reader on the hour's files, one after another in their order (so that the first
+/// source's events come first, and win the dedupe); chunks go to `chunks`, lines over the limit
+/// to the quarantine. `spent` hands back chunks' buffers to reuse.
 pub(super) fn spawn(
-    body: Box<dyn Read + Send>,
-    progress: Arc<AtomicU64>,
+    inputs: Vec<Input>,
     options: &TransformOptions,
     quarantine: Arc<Mutex<Quarantine>>,
     chunks: crossbeam_channel::Sender<Chunk>,
@@ -25,19 +33,32 @@ pub(super) fn spawn(
     let thread = std::thread::Builder::new()
         .name("gh-elt-reader".into())
         .spawn(move || -> anyhow::Result<ReadStats> {
-            let counted = Counting {
-                inner: body,
-                count: progress,
-            };
-            let decoded = input::decompress(Box::new(counted)).context("reading the raw file")?;
-            let splitter = LineSplitter {
-                chunk_bytes,
-                max_line_bytes,
-                quarantine: &quarantine,
-                chunks,
-                spent,
-            };
-            splitter.run(decoded).context("reading the raw file")
+            let mut stats = ReadStats::default();
+            let several = inputs.len() > 1;
+            for (source_index, input) in inputs.into_iter().enumerate() {
+                let context = || match several {
+                    true => format!("reading the raw file {}", input.name),
+                    false => "reading the raw file".to_string(),
+                };
+                let counted = Counting {
+                    inner: input.body,
+                    count: input.progress.clone(),
+                };
+                let decoded = input::decompress(Box::new(counted)).with_context(context)?;
+                let splitter = LineSplitter {
+                    source: &input.name,
+                    source_index,
+                    first_seq: stats.chunks,
+                    chunk_bytes,
+                    max_line_bytes,
+                    quarantine: &quarantine,
+                    chunks: chunks.clone(),
+                    spent: spent.clone(),
+                };
+                let read = splitter.run(decoded).with_context(context)?;
+                stats.add(&read);
+            }
+            Ok(stats)
         })?;
     Ok(thread)
 }

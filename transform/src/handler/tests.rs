@@ -17,7 +17,18 @@ fn only_raw_prefix_plus_an_hour_file_name_is_a_raw_hour() {
         Ok("2024-03-05-14")
     );
     assert!(hour("landing/ghactivity/2024-03-05-14.json.zst").is_ok());
+    assert_eq!(
+        hour("landing/ghactivity/sources/opendigger/2024-03-05-9.json.gz").as_deref(),
+        Ok("2024-03-05-9"),
+        "a mirror's file is the hour's too"
+    );
     for other in [
+        "landing/ghactivity/+2024-3-05-14.json.gz",
+        "landing/ghactivity/2024- 3-05-14.json.gz",
+        "landing/ghactivity/2024-03-05-09.json.gz",
+        "landing/ghactivity/sources/2024-03-05-14.json.gz",
+        "landing/ghactivity/sources/Big/2024-03-05-14.json.gz",
+        "landing/ghactivity/sources/a/b/2024-03-05-14.json.gz",
         "landing/ghactivity/tmp/2024-03-05-14.json.gz",
         "landing/ghactivity/backup/2024-03-05-14.json.gz",
         "landing/other/2024-03-05-14.json.gz",
