@@ -133,16 +133,18 @@ impl IngestConfig {
     /// The sources, named, in order: `--source` / `GHARCHIVE_SOURCES`, else
     /// `GHARCHIVE_BASE_URL`, else GHArchive.
     pub fn source_specs(&self) -> anyhow::Result<Vec<SourceSpec>> {
-        let entries: Vec<&str> = match (&self.sources[..], &self.base_url) {
-            ([], Some(url)) => vec![url.as_str()],
-            ([], None) => vec![DEFAULT_SOURCE],
-            (listed, _) => listed
-                .iter()
-                .map(|s| s.trim())
-                .filter(|s| !s.is_empty())
-                .collect(),
+        // An empty list (the template's default) leaves GHARCHIVE_BASE_URL in charge.
+        let listed: Vec<&str> = self
+            .sources
+            .iter()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let entries: Vec<&str> = match (listed.is_empty(), &self.base_url) {
+            (false, _) => listed,
+            (true, Some(url)) if !url.trim().is_empty() => vec![url.trim()],
+            (true, _) => vec![DEFAULT_SOURCE],
         };
-        anyhow::ensure!(!entries.is_empty(), "GHARCHIVE_SOURCES names no source");
         let specs: Vec<SourceSpec> = entries
             .into_iter()
             .map(SourceSpec::parse)
