@@ -38,7 +38,7 @@ fn served(hour: &str, lacks: impl Fn(usize) -> bool) -> Vec<u8> {
 
 /// GHArchive lacks the events at places 0, 5, 10, …; the mirror those at 1, 6, 11, …
 fn gharchive_lacks(n: usize) -> bool {
-    n % 5 == 0
+    n.is_multiple_of(5)
 }
 
 fn mirror_lacks(n: usize) -> bool {

@@ -86,7 +86,7 @@ impl Until {
 
 /// Whether the loops over queued, late and parked hours go on.
 pub(crate) enum Flow {
-    Go(Job),
+    Go(Box<Job>),
     /// The run's deadline came: stop here (the bookmark is where it is).
     Stop(StopReason),
 }
@@ -127,7 +127,7 @@ impl Ingest {
         };
         record.bookmark_before = job.bookmark_hour();
         let job = match self.retry_queued(job, run_id, record, until).await? {
-            Flow::Go(job) => job,
+            Flow::Go(job) => *job,
             Flow::Stop(stop) => {
                 record.stop = stop;
                 return Ok(());
@@ -147,7 +147,7 @@ impl Ingest {
         );
         if went_well {
             if let Flow::Go(job) = self.retry_late(job, run_id, record, until).await? {
-                self.retry_parked(job, run_id, record, until).await?;
+                self.retry_parked(*job, run_id, record, until).await?;
             }
         }
         Ok(())

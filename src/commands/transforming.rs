@@ -197,6 +197,25 @@ where
     result
 }
 
+/// `elt transform --aws s3://BUCKET/KEY…`: the transform Lambda's work on named objects.
+async fn transform_objects(handler: &Handler, urls: &[String]) -> anyhow::Result<()> {
+    let mut failed = 0usize;
+    for url in urls {
+        let Some((bucket, key)) = url
+            .strip_prefix("s3://")
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            bail!("`{url}` is not s3://BUCKET/KEY");
+        };
+        let outcome = handler.transform_object(bucket, key).await;
+        print_outcome(outcome, url, &mut failed)?;
+    }
+    if failed > 0 {
+        bail!("{failed} of {} objects failed", urls.len());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,23 +243,4 @@ mod tests {
             "sources/od/2024-03-05-2.json.gz"
         );
     }
-}
-
-/// `elt transform --aws s3://BUCKET/KEY…`: the transform Lambda's work on named objects.
-async fn transform_objects(handler: &Handler, urls: &[String]) -> anyhow::Result<()> {
-    let mut failed = 0usize;
-    for url in urls {
-        let Some((bucket, key)) = url
-            .strip_prefix("s3://")
-            .and_then(|rest| rest.split_once('/'))
-        else {
-            bail!("`{url}` is not s3://BUCKET/KEY");
-        };
-        let outcome = handler.transform_object(bucket, key).await;
-        print_outcome(outcome, url, &mut failed)?;
-    }
-    if failed > 0 {
-        bail!("{failed} of {} objects failed", urls.len());
-    }
-    Ok(())
 }

@@ -54,7 +54,7 @@ impl Ingest {
             };
             job = self.change(rule).await?.1;
         }
-        Ok(Flow::Go(job))
+        Ok(Flow::Go(Box::new(job)))
     }
 
     /// One try of a lagging source, and its result for the record (none when the source is no

@@ -78,6 +78,6 @@ impl Ingest {
             }
             self.report(record, result);
         }
-        Ok(Flow::Go(job))
+        Ok(Flow::Go(Box::new(job)))
     }
 }
