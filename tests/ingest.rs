@@ -88,14 +88,7 @@ fn run_elt(
         command.env(k, v);
     }
     let output = command.output().expect("elt runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let run = serde_json::from_str(stdout.lines().next().unwrap_or_default()).unwrap_or_else(|e| {
-        panic!(
-            "no run record ({e}); stdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (run, output)
+    (support::run_record(&output), output)
 }
 
 /// `elt ingest --aws` at `now` on the mirror.
@@ -723,13 +716,7 @@ fn output_within(command: &mut std::process::Command, limit: Duration) -> Output
 }
 
 fn record_of(output: &Output) -> IngestRun {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(stdout.lines().next().unwrap_or_default()).unwrap_or_else(|e| {
-        panic!(
-            "no run record ({e}); stdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })
+    support::run_record(output)
 }
 
 /// A `jobs` item as a person writes it with the console or `aws dynamodb put-item`.

@@ -29,14 +29,7 @@ fn ingest(world: &AwsWorld, url: &str, now: &str, env: &[(&str, &str)]) -> (Inge
         command.env(k, v);
     }
     let output = command.output().expect("elt runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let run = serde_json::from_str(stdout.lines().next().unwrap_or_default()).unwrap_or_else(|e| {
-        panic!(
-            "no run record ({e}); stdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (run, output)
+    (support::run_record(&output), output)
 }
 
 async fn job(world: &AwsWorld) -> Job {

@@ -708,3 +708,14 @@ pub fn runtime_api(events: Vec<String>) -> (String, mpsc::Receiver<Answer>) {
     });
     (address, receiver)
 }
+
+/// The run record an `elt ingest` printed as its first line (with its output, when it printed none).
+pub fn run_record(output: &std::process::Output) -> events::jobs::IngestRun {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.lines().next().unwrap_or_default()).unwrap_or_else(|e| {
+        panic!(
+            "no run record ({e}); stdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
