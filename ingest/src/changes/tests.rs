@@ -445,7 +445,7 @@ fn the_bookmark_moves_past_an_hour_it_queues_and_notes_the_sources_that_lag() {
     assert_eq!(queued.retry_hours, [entry]);
     assert_eq!(
         queued.late_sources,
-        [late.clone()],
+        std::slice::from_ref(&late),
         "each hour and source once"
     );
     kept(advance(Some(&queued), &w, from, to, &moved));
