@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod fanout;
 pub mod gen;
+pub mod health;
 pub mod lake;
 pub mod plan;
 pub mod verify;

@@ -1,8 +1,9 @@
 //! `elt backfill --plan`: what a backfill of a range will take on AWS, before anything runs.
 //!
 //! Three inputs, each in one place:
-//! * the size of the archive's hours, by year ([`GZIP_MIB_PER_HOUR`]): estimates of a typical
-//!   hour's gzip file, from GHArchive's published files;
+//! * the size of the archive's hours, by year ([`GZIP_MIB_PER_HOUR`]), and since the Events API
+//!   trimmed its payloads ([`TRIMMED_SINCE`], [`TRIMMED_GZIP_MIB_PER_HOUR`]): estimates of a
+//!   typical hour's gzip file, from GHArchive's published files;
 //! * what an hour costs the ingest and the transform per MiB of gzip, by era
 //!   (`benches/figures/backfill.json`, written by `cargo bench --bench backfill`);
 //! * AWS list prices ([`PRICES`]).
@@ -13,9 +14,10 @@ use chrono::Datelike;
 use events::Hour;
 use serde::{Deserialize, Serialize};
 
-/// Typical gzip MiB of one GHArchive hour file, by year (2011 starts on 2011-02-12). Events per
-/// hour grew from about 2,000 (2011) to 200,000 (2024), and their payloads with them.
-pub const GZIP_MIB_PER_HOUR: [(i32, f64); 16] = [
+/// Typical gzip MiB of one GHArchive hour file, by year (2011 starts on 2011-02-12), until
+/// [`TRIMMED_SINCE`]. Events per hour grew from about 2,000 (2011) to 200,000 (2024), and their
+/// payloads with them.
+pub const GZIP_MIB_PER_HOUR: [(i32, f64); 15] = [
     (2011, 0.35),
     (2012, 1.2),
     (2013, 2.4),
@@ -31,8 +33,17 @@ pub const GZIP_MIB_PER_HOUR: [(i32, f64); 16] = [
     (2023, 95.0),
     (2024, 110.0),
     (2025, 115.0),
-    (2026, 120.0),
 ];
+
+/// The day (year, month, day, UTC) GitHub's Events API trimmed its payloads (no `commits` on
+/// pushes, pull requests down to `url`, `id`, `number`, `head` and `base`): hours shrank to a
+/// quarter or less.
+pub const TRIMMED_SINCE: (i32, u32, u32) = (2025, 10, 7);
+
+/// Typical gzip MiB of an hour since [`TRIMMED_SINCE`]: GHArchive's hours of 2025-10 on are
+/// about 20–36 MB. The real events of those days in `fixtures/real-events.jsonl` are 680 bytes
+/// of JSON each, against 4.4–9.8 KB for 2017–2023's.
+pub const TRIMMED_GZIP_MIB_PER_HOUR: f64 = 28.0;
 
 /// AWS list prices used by the plan: us-east-1, arm64 Lambda, on-demand DynamoDB, S3 Standard,
 /// SQS standard. As published when this was written; check the pricing pages of your region.
@@ -128,8 +139,11 @@ pub struct Estimate {
     pub prices: &'static str,
 }
 
-/// Typical gzip MiB of an hour of `hour`'s year.
+/// Typical gzip MiB of an hour of `hour`'s year (or of the trimmed era).
 pub fn gzip_mib(hour: Hour) -> f64 {
+    if (hour.year(), hour.month(), hour.day()) >= TRIMMED_SINCE {
+        return TRIMMED_GZIP_MIB_PER_HOUR;
+    }
     let year = hour.start().year();
     GZIP_MIB_PER_HOUR
         .iter()
@@ -260,8 +274,10 @@ mod tests {
     fn an_hour_is_as_large_as_its_year_says() {
         assert_eq!(gzip_mib(hour("2011-02-12-0")), 0.35);
         assert_eq!(gzip_mib(hour("2024-12-31-23")), 110.0);
-        // Years after the table: its last year's size.
-        assert_eq!(gzip_mib(hour("2030-01-01-0")), 120.0);
+        // Until the Events API trimmed its payloads, and after.
+        assert_eq!(gzip_mib(hour("2025-10-06-23")), 115.0);
+        assert_eq!(gzip_mib(hour("2025-10-07-0")), TRIMMED_GZIP_MIB_PER_HOUR);
+        assert_eq!(gzip_mib(hour("2030-01-01-0")), TRIMMED_GZIP_MIB_PER_HOUR);
     }
 
     #[test]

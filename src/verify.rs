@@ -3,7 +3,10 @@
 //! For each hour: its raw file is there (or GHArchive is known never to have had it), its commit
 //! is complete, the Parquet parts the commit names are there and hold the rows it counted; across
 //! the range no `event_id` appears twice; the table's partitions hold no object that no commit
-//! wrote; no run left staged objects older than the transform's timeout.
+//! wrote; no run left staged objects older than the transform's timeout. Per hour it also says
+//! which sources' files are in the raw store and what the commit took from each (a file the
+//! commit did not read is a finding: a late source not transformed yet), and warns of hours that
+//! fell by more than half against the same hour a day and a week before ([`crate::health`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -20,15 +23,17 @@ use datafusion::parquet::arrow::ProjectionMask;
 use datafusion::parquet::errors::ParquetError;
 use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use events::commits::{commit_key, staging_prefix, CommitState, HourCommit};
-use events::{Compression, Day, Hour};
+use events::completeness::Completeness;
+use events::{Day, Hour};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Serialize;
+use transform::raw_hour::HourFile;
 
-use crate::commands::label;
+use crate::health;
 
 /// Requests in flight at once.
 const CONCURRENCY: usize = 16;
@@ -51,6 +56,9 @@ pub struct Report {
     pub to: Hour,
     pub hours: Vec<HourReport>,
     pub findings: Vec<Finding>,
+    /// What the operator should look at, but no defect of the lake (exit 0): hours that fell
+    /// by more than half.
+    pub warnings: Vec<Finding>,
     pub seconds: f64,
 }
 
@@ -68,6 +76,30 @@ pub struct HourReport {
     /// Rows found in the parts it names.
     pub rows_found: u64,
     pub parts: usize,
+    /// Each source's file of the hour: in the raw store, read by the commit, or both.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceReport>,
+    /// The hour's rows against the same hour a day and a week before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completeness: Option<Completeness>,
+}
+
+/// One source's file of an hour.
+#[derive(Debug, Serialize)]
+pub struct SourceReport {
+    /// `first`, or the mirror's name.
+    pub source: String,
+    pub source_file: String,
+    /// The file is in the raw store now.
+    pub in_raw: bool,
+    /// The hour's commit read it.
+    pub read: bool,
+    /// Of the hour's rows, those that came from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+    /// Of its events, those another source of the hour also had.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,6 +133,10 @@ pub enum FindingKind {
     UncommittedObject,
     Quarantine,
     StagedLeftover,
+    /// A source's file of the hour is in the raw store, the hour's commit did not read it.
+    SourceNotCommitted,
+    /// A warning: the hour has fewer than half the rows of the same hour a day and a week before.
+    FellByHalf,
 }
 
 impl Report {
@@ -121,14 +157,21 @@ impl Audit {
         let started = Instant::now();
         let hours: Vec<Hour> = Hour::range(from, to).collect();
         let mut findings = Vec::new();
-        let raw_states = self.raw_states(&hours).await?;
-        let records = self.records(&hours).await?;
+        let mut warnings = Vec::new();
+        let raw_files = self.raw_files(&hours).await?;
+        let records =
+            health::commit_records(self.commits.as_ref(), &self.curated_prefix, &hours).await?;
         let mut reports = Vec::new();
         let mut seen: HashMap<i64, Hour> = HashMap::new();
         let mut duplicates: BTreeMap<(Hour, Hour), (u64, i64)> = BTreeMap::new();
-        for (hour, raw) in hours.iter().zip(raw_states) {
+        for (hour, files) in hours.iter().zip(raw_files) {
             let record = records.get(hour);
-            let (report, scans) = self.audit_hour(*hour, raw, record, &mut findings).await?;
+            let raw = raw_state(*hour, &files);
+            let (mut report, scans) = self.audit_hour(*hour, raw, record, &mut findings).await?;
+            report.sources = source_reports(&files, record);
+            sources_not_read(&report, record, &mut findings);
+            report.completeness = health::completeness(*hour, &records);
+            warnings.extend(report.completeness.as_ref().and_then(fell_by_half));
             for id in scans.into_iter().flat_map(|s| s.event_ids) {
                 if let Some(first) = seen.insert(id, *hour) {
                     let entry = duplicates.entry((first, *hour)).or_insert((0, id));
@@ -155,41 +198,19 @@ impl Audit {
             to,
             hours: reports,
             findings,
+            warnings,
             seconds: started.elapsed().as_secs_f64(),
         })
     }
 
-    /// Whether each hour's raw file is there, by HEAD requests for the names it may have.
-    async fn raw_states(&self, hours: &[Hour]) -> anyhow::Result<Vec<RawState>> {
+    /// Each hour's files in the raw store, one per source that has it, as the transform finds
+    /// them.
+    async fn raw_files(&self, hours: &[Hour]) -> anyhow::Result<Vec<Vec<HourFile>>> {
         futures::stream::iter(hours.iter().copied())
-            .map(|hour| async move {
-                for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
-                    let key = Path::from(hour.raw_key(&self.raw_prefix, compression));
-                    match self.raw.head(&key).await {
-                        Ok(_) => return Ok(RawState::Present),
-                        Err(object_store::Error::NotFound { .. }) => {}
-                        Err(e) => {
-                            return Err(anyhow::Error::from(e).context(format!("reading {key}")))
-                        }
-                    }
-                }
-                Ok(match events::known_gap(hour) {
-                    Some(_) => RawState::KnownGap,
-                    None => RawState::Missing,
-                })
-            })
+            .map(|hour| transform::raw_hour::find(self.raw.as_ref(), &self.raw_prefix, hour))
             .buffered(CONCURRENCY)
             .try_collect()
             .await
-    }
-
-    async fn records(&self, hours: &[Hour]) -> anyhow::Result<BTreeMap<Hour, HourCommit>> {
-        let found: Vec<Option<HourCommit>> = futures::stream::iter(hours.iter().copied())
-            .map(|hour| commit_of(self.commits.as_ref(), &self.curated_prefix, hour))
-            .buffered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(found.into_iter().flatten().map(|r| (r.hour, r)).collect())
     }
 
     /// One hour: its commit against its raw file, its parts and its quarantine.
@@ -216,6 +237,8 @@ impl Audit {
             rows_recorded: record.map(|r| r.counts.rows),
             rows_found: 0,
             parts: record.map_or(0, |r| r.parts.len()),
+            sources: Vec::new(),
+            completeness: None,
         };
         match (raw, record) {
             (RawState::Missing, _) => note(FindingKind::RawMissing, None, "no raw file".into()),
@@ -493,44 +516,80 @@ async fn commit_of(
     commits.get_commit(&commit_key(curated_prefix, hour)).await
 }
 
-/// The report for people: one line per hour, then the findings.
-pub fn print_table(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{:<14} {:<9} {:<11} {:>4} {:>10} {:>10} {:>5}",
-        "hour", "raw", "commit", "gen", "rows", "found", "parts"
-    )?;
-    for h in &report.hours {
-        writeln!(
-            out,
-            "{:<14} {:<9} {:<11} {:>4} {:>10} {:>10} {:>5}",
-            h.hour.to_string(),
-            label(&h.raw),
-            h.commit.map_or("-".to_string(), |c| label(&c)),
-            h.generation.map_or("-".into(), |g| g.to_string()),
-            h.rows_recorded.map_or("-".into(), |r| r.to_string()),
-            h.rows_found,
-            h.parts
-        )?;
+/// Whether any source's file of `hour` is there, or GHArchive is known never to have had it.
+fn raw_state(hour: Hour, files: &[HourFile]) -> RawState {
+    match (files.is_empty(), events::known_gap(hour)) {
+        (false, _) => RawState::Present,
+        (true, Some(_)) => RawState::KnownGap,
+        (true, None) => RawState::Missing,
     }
-    if report.findings.is_empty() {
-        return writeln!(
-            out,
-            "\nclean: {} hours in {:.1} s",
-            report.hours.len(),
-            report.seconds
-        );
+}
+
+/// The sources of an hour: the raw store's files, then any file the commit read that is no
+/// longer there, each with what the commit took from it.
+fn source_reports(files: &[HourFile], record: Option<&HourCommit>) -> Vec<SourceReport> {
+    let counted = record.map_or(&[][..], |r| r.by_source.as_slice());
+    let in_raw: Vec<String> = files.iter().map(|f| f.key.source_file()).collect();
+    let gone = counted
+        .iter()
+        .map(|c| &c.source_file)
+        .filter(|f| !in_raw.contains(f));
+    let names: Vec<String> = in_raw.iter().chain(gone).cloned().collect();
+    names
+        .into_iter()
+        .map(|source_file| {
+            let count = counted.iter().find(|c| c.source_file == source_file);
+            SourceReport {
+                source: events::sources::source_label(&source_file).to_string(),
+                in_raw: in_raw.contains(&source_file),
+                read: count.is_some(),
+                rows: count.map(|c| c.rows),
+                shared: count.map(|c| c.shared),
+                source_file,
+            }
+        })
+        .collect()
+}
+
+/// A committed hour whose commit did not read a source's file that is there: a late source
+/// whose arrival was not transformed (transforming the hour again commits the union).
+fn sources_not_read(report: &HourReport, record: Option<&HourCommit>, findings: &mut Vec<Finding>) {
+    // Records of runs from before the accounting per source name no sources: nothing to judge.
+    let Some(record) = record.filter(|r| !r.by_source.is_empty()) else {
+        return;
+    };
+    if record.state != CommitState::Committed {
+        return;
     }
-    writeln!(out, "\n{} finding(s):", report.findings.len())?;
-    for f in &report.findings {
-        writeln!(
-            out,
-            "  {:<18} {:<14} {}{}",
-            label(&f.kind),
-            f.hour.map(|h| h.to_string()).unwrap_or_default(),
-            f.key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default(),
-            f.detail
-        )?;
+    for source in report.sources.iter().filter(|s| s.in_raw && !s.read) {
+        findings.push(Finding {
+            kind: FindingKind::SourceNotCommitted,
+            hour: Some(report.hour),
+            key: Some(source.source_file.clone()),
+            detail: format!(
+                "source {} has the hour, its commit (generation {}) did not read it: transform the hour again",
+                source.source, record.generation
+            ),
+        });
     }
-    Ok(())
+}
+
+/// The warning for an hour that fell by more than half.
+fn fell_by_half(c: &Completeness) -> Option<Finding> {
+    c.fell_by_half.then(|| Finding {
+        kind: FindingKind::FellByHalf,
+        hour: Some(c.hour),
+        key: None,
+        detail: {
+            let against = [
+                (c.percent_of_day_before(), "the day before's"),
+                (c.percent_of_week_before(), "the week before's"),
+            ];
+            let said: Vec<String> = against
+                .into_iter()
+                .filter_map(|(p, what)| p.map(|p| format!("{p:.0}% of {what}")))
+                .collect();
+            format!("{} rows: {}", c.rows, said.join(", "))
+        },
+    })
 }

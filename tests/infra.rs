@@ -639,7 +639,7 @@ fn every_queue_refuses_plain_http_and_the_dashboard_shows_the_metrics_the_code_e
         other => panic!("the dashboard body is a !Sub string: {other:?}"),
     };
     let emitters = [
-        include_str!("../transform/src/handler.rs"),
+        include_str!("../transform/src/handler/metrics.rs"),
         include_str!("../ingest/src/metrics.rs"),
     ];
     for metric in [
@@ -649,6 +649,11 @@ fn every_queue_refuses_plain_http_and_the_dashboard_shows_the_metrics_the_code_e
         "Rejected",
         "HoursIngested",
         "BookmarkLagHours",
+        "ParkedHours",
+        "QueuedHours",
+        "RowsVsDayBefore",
+        "RowsVsWeekBefore",
+        "FellByHalf",
     ] {
         assert!(
             body.contains(&format!("\"gh-elt\", \"{metric}\"")),
@@ -659,6 +664,24 @@ fn every_queue_refuses_plain_http_and_the_dashboard_shows_the_metrics_the_code_e
                 .iter()
                 .any(|src| src.contains(&format!("\"{metric}\""))),
             "{metric} is on the dashboard but no code emits it"
+        );
+    }
+    // The parked hours' widget reads the ingest's log lines about them, as the code writes them.
+    assert!(body.contains("SOURCE '${IngestLogGroup}'"), "{body}");
+    let pattern = body
+        .split("fields.message like /")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .expect("the log widget filters the messages");
+    let ingest_logs = [
+        include_str!("../ingest/src/run.rs"),
+        include_str!("../ingest/src/run/parked.rs"),
+        include_str!("../ingest/src/run/queued.rs"),
+    ];
+    for word in pattern.split('|') {
+        assert!(
+            ingest_logs.iter().any(|src| src.contains(word)),
+            "the dashboard looks for `{word}`, which no ingest log line says"
         );
     }
 }

@@ -199,6 +199,145 @@ fn two_mirrors_each_lacking_a_different_share_make_a_lake_of_their_union() {
         "{record:?}"
     );
     assert_eq!(record.by_source.len(), 2);
+
+    // `elt verify` and `elt status` say, per hour, which sources the lake holds it from.
+    let report = verify(&lake, "2024-03-05-0", "2024-03-05-3", true);
+    let sources = |hour: usize| -> Vec<(String, bool, bool, u64)> {
+        report["hours"][hour]["sources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["source"].as_str().unwrap().to_string(),
+                    s["in_raw"].as_bool().unwrap(),
+                    s["read"].as_bool().unwrap(),
+                    s["rows"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        sources(0),
+        [
+            ("first".to_string(), true, true, share),
+            ("od".to_string(), true, true, whole / 5)
+        ]
+    );
+    assert_eq!(sources(2), [("first".to_string(), true, true, share)]);
+    let status = elt_status(&lake);
+    assert!(
+        status.contains("the lake, 2024-03-05-0 .. 2024-03-05-3"),
+        "{status}"
+    );
+    let line = |hour: &str| {
+        status
+            .lines()
+            .find(|l| l.trim_start().starts_with(hour))
+            .unwrap_or_else(|| panic!("no line for {hour}: {status}"))
+            .to_string()
+    };
+    assert!(line("2024-03-05-0 ").ends_with("first, od"), "{status}");
+    assert!(line("2024-03-05-2 ").ends_with("first"), "{status}");
+
+    // A mirror's file that arrives and is not transformed is a finding, until the hour is
+    // transformed again.
+    let late = lake.lake().join("raw/sources/od/2024-03-05-2.json.gz");
+    std::fs::create_dir_all(late.parent().unwrap()).unwrap();
+    std::fs::write(&late, served("2024-03-05-2", mirror_lacks)).unwrap();
+    let report = verify(&lake, "2024-03-05-2", "2024-03-05-2", false);
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{report}");
+    assert_eq!(findings[0]["kind"], "source_not_committed");
+    assert_eq!(findings[0]["key"], "sources/od/2024-03-05-2.json.gz");
+}
+
+/// `elt verify --format json` of `from .. to`: its report, and whether it exited 0.
+fn verify(lake: &lake::Lake, from: &str, to: &str, clean: bool) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_elt"))
+        .args(["verify", "--lake", lake.lake().to_str().unwrap()])
+        .args(["--from", from, "--to", to, "--format", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.success(),
+        clean,
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("a report")
+}
+
+fn elt_status(lake: &lake::Lake) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_elt"))
+        .args(["status", "--lake", lake.lake().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn an_hour_that_fell_by_more_than_half_is_a_warning_of_verify_not_a_finding() {
+    // The same hour on three days: a whole one, then one with four in ten of its events.
+    let lake = lake::Lake::new();
+    let raw = lake.lake().join("raw");
+    std::fs::create_dir_all(&raw).unwrap();
+    let hours = [
+        ("2024-02-27-9", EVENTS),
+        ("2024-03-04-9", EVENTS),
+        ("2024-03-05-9", EVENTS * 2 / 5),
+    ];
+    let mut files = Vec::new();
+    for (hour, events) in hours {
+        let file = raw.join(format!("{hour}.json.gz"));
+        std::fs::write(&file, support::gzip_lines(hour, events)).unwrap();
+        files.push(file);
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_elt"))
+        .args(["transform", "--lake", lake.lake().to_str().unwrap()])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A warning, not a finding: verify exits 0.
+    let report = verify(&lake, "2024-03-05-9", "2024-03-05-9", true);
+    let c = &report["hours"][0]["completeness"];
+    assert_eq!(
+        (
+            &c["rows"],
+            &c["day_before"],
+            &c["week_before"],
+            &c["fell_by_half"]
+        ),
+        (
+            &serde_json::json!(80),
+            &serde_json::json!(200),
+            &serde_json::json!(200),
+            &serde_json::json!(true)
+        ),
+        "{report}"
+    );
+    assert_eq!(report["warnings"][0]["kind"], "fell_by_half", "{report}");
+    let report = verify(&lake, "2024-03-04-9", "2024-03-04-9", true);
+    assert_eq!(report["hours"][0]["completeness"]["fell_by_half"], false);
+    assert_eq!(report["warnings"].as_array().map(Vec::len), Some(0));
+
+    let output = Command::new(env!("CARGO_BIN_EXE_elt"))
+        .args(["verify", "--lake", lake.lake().to_str().unwrap()])
+        .args(["--from", "2024-03-05-9", "--to", "2024-03-05-9"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("fell by more than half"), "{table}");
+    assert!(
+        table.contains("80 rows: 40% of the day before's, 40% of the week before's"),
+        "{table}"
+    );
 }
 
 #[test]

@@ -3,12 +3,15 @@
 //! table (key `commit#…`) written in one transaction with condition checks on the neighbours; on
 //! SQLite, rows of `hour_commits` written in one immediate transaction.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use anyhow::Context;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
-use events::commits::HourCommit;
+use events::commits::{commit_key, CommitState, HourCommit};
+use events::completeness::Completeness;
+use events::Hour;
+use futures::{StreamExt, TryStreamExt};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use crate::{DynamoJobStore, SqliteJobStore};
@@ -30,6 +33,44 @@ pub trait CommitStore: Send + Sync {
         expected: Option<u64>,
         unchanged: &[Expected],
     ) -> anyhow::Result<bool>;
+}
+
+/// Commit records read at once.
+const READ_AT_ONCE: usize = 16;
+
+/// The commit records of `hours` and of the hours they are compared with.
+pub async fn commit_records(
+    commits: &dyn CommitStore,
+    curated_prefix: &str,
+    hours: &[Hour],
+) -> anyhow::Result<BTreeMap<Hour, HourCommit>> {
+    let wanted: BTreeSet<Hour> = hours
+        .iter()
+        .flat_map(|h| std::iter::once(*h).chain(Completeness::baselines(*h)))
+        .collect();
+    let found: Vec<Option<HourCommit>> = futures::stream::iter(wanted)
+        .map(|hour| async move { commits.get_commit(&commit_key(curated_prefix, hour)).await })
+        .buffered(READ_AT_ONCE)
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().flatten().map(|r| (r.hour, r)).collect())
+}
+
+/// `hour` against the same hour a day and a week before, where `hour` is committed.
+pub fn completeness(hour: Hour, records: &BTreeMap<Hour, HourCommit>) -> Option<Completeness> {
+    let rows = |h: Hour| {
+        records
+            .get(&h)
+            .filter(|r| r.state == CommitState::Committed)
+            .map(|r| r.counts.rows)
+    };
+    let [day_before, week_before] = Completeness::baselines(hour);
+    Some(Completeness::assess(
+        hour,
+        rows(hour)?,
+        rows(day_before),
+        rows(week_before),
+    ))
 }
 
 /// The condition "the item's generation is `expected`" (or "there is no item").

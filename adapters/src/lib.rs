@@ -28,7 +28,7 @@ pub use jobs::{update_job, Decision, JobStore, WriteRetry};
 pub use runs::{RunLog, StoredRun};
 pub use sqlite::SqliteJobStore;
 
-/// Job state and run records together, for what shows both (`elt status`).
-pub trait JobTables: JobStore + RunLog {}
+/// Job state, run records and hour commits together, for what shows them all (`elt status`).
+pub trait JobTables: JobStore + RunLog + CommitStore {}
 
-impl<T: JobStore + RunLog + ?Sized> JobTables for T {}
+impl<T: JobStore + RunLog + CommitStore + ?Sized> JobTables for T {}

@@ -4,6 +4,7 @@
 
 pub mod backfill;
 pub mod commits;
+pub mod completeness;
 mod gaps;
 pub mod jobs;
 mod keys;

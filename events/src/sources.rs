@@ -32,6 +32,15 @@ pub fn source_prefix(raw_prefix: &str, mirror: Option<&str>) -> String {
     }
 }
 
+/// The source a `source_file` (as in the table and the accounting) came from, for people:
+/// `first` for the first source's, the mirror's name for `sources/NAME/HOUR.json.gz`.
+pub fn source_label(source_file: &str) -> &str {
+    source_file
+        .strip_prefix(MIRRORS_FOLDER)
+        .and_then(|rest| rest.split_once('/'))
+        .map_or("first", |(name, _)| name)
+}
+
 /// What a raw key names: the source (`None`: the first one) and the hour.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawKey {
@@ -90,6 +99,16 @@ mod tests {
     use super::*;
 
     const PREFIX: &str = "landing/ghactivity/";
+
+    #[test]
+    fn a_source_file_is_labelled_by_its_source() {
+        assert_eq!(source_label("2024-03-05-14.json.gz"), "first");
+        assert_eq!(
+            source_label("sources/opendigger/2024-03-05-14.json.gz"),
+            "opendigger"
+        );
+        assert_eq!(source_label("sources/2024-03-05-14.json.gz"), "first");
+    }
 
     #[test]
     fn the_first_source_keeps_its_keys_and_mirrors_have_folders() {

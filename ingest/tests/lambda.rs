@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use events::jobs::{IngestRun, RunStatus};
-use support::{runtime_api, AwsWorld, Mirror};
+use support::{runtime_api, runtime_api_until, AwsWorld, Fault, Mirror};
 
 const SCHEDULE: &str = include_str!("../../events/samples/eventbridge-schedule.json");
 
@@ -139,4 +139,66 @@ async fn the_lambda_answers_a_backfill_batch_with_the_messages_that_failed() {
     // The bookmark job is untouched.
     let job = adapters::JobStore::get_job(&world.jobs, "ghactivity_ingest").await;
     assert!(job.unwrap().is_none());
+}
+
+/// A source that trickles its body holds the function no longer than its timeout allows: the
+/// run stops early enough to write its record (naming the hour) and to answer before Lambda's
+/// deadline, instead of being killed with no record.
+#[tokio::test]
+async fn a_trickling_source_ends_the_run_before_the_lambdas_deadline_with_its_record() {
+    let world = AwsWorld::new(false).await;
+    let mirror = Mirror::start();
+    let hour = "2024-03-05-0";
+    mirror.put(&format!("{hour}.json.gz"), support::gzip_lines(hour, 200));
+    mirror.always(
+        &format!("{hour}.json.gz"),
+        Fault::Trickle(Duration::from_millis(100)),
+    );
+    // The function's timeout: 26 s from the invocation; the run keeps 20 s for its record.
+    let timeout = Duration::from_secs(26);
+    let (address, answers) = runtime_api_until(vec![SCHEDULE.to_string()], timeout);
+    let mut command = world.lambda(env!("CARGO_BIN_EXE_ingest"), &address);
+    command
+        .env("GHARCHIVE_BASE_URL", &mirror.url)
+        .env("INGEST_START_HOUR", hour)
+        .env("ELT_NOW", "2024-03-10T00:00:00Z")
+        // Only the Lambda's deadline may end this transfer.
+        .env("FETCH_TIMEOUT_SECONDS", "600")
+        .env("DEADLINE_MARGIN_SECONDS", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let started = std::time::Instant::now();
+    let mut child = command.spawn().expect("the ingest binary starts");
+    let answer = answers.recv_timeout(Duration::from_secs(60));
+    let took = started.elapsed();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let answer = answer.expect("an answer");
+    assert!(took < timeout, "answered after {took:?}, past the deadline");
+    assert_eq!(answer.kind, "response", "{}", answer.body);
+    let run: IngestRun = serde_json::from_str(&answer.body).unwrap();
+    assert_eq!(run.stop, events::jobs::StopReason::Deadline, "{run:?}");
+    let said = serde_json::to_string(&run).unwrap();
+    assert!(said.contains(hour), "the record names the hour: {said}");
+    // The same record is in job_run_details.
+    let stored = adapters::RunLog::recent_runs(&world.jobs, "ghactivity_ingest", 1)
+        .await
+        .unwrap();
+    let stored =
+        serde_json::to_string(&stored.into_iter().next().expect("a run record").unwrap()).unwrap();
+    assert!(stored.contains(&run.run_id), "{stored}");
+    assert!(stored.contains(hour), "{stored}");
+    // Nothing of the hour was counted against it, and nothing half-stored.
+    assert!(world
+        .get(&format!("landing/ghactivity/{hour}.json.gz"))
+        .await
+        .is_none());
+    let job = adapters::JobStore::get_job(&world.jobs, "ghactivity_ingest")
+        .await
+        .unwrap()
+        .expect("the job");
+    assert!(
+        job.failing_hour.is_none() && job.parked_hours.is_empty(),
+        "{job:?}"
+    );
 }

@@ -1,14 +1,19 @@
-//! `elt status`: the job's bookmark, lag, parked hours and last runs, for people.
+//! `elt status`: the job's bookmark, lag, parked hours, the lake's last hours (their sources and
+//! their rows against a day and a week before) and the last runs, for people.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use events::backfill::{BackfillPlan, BACKFILL_JOB_ID};
+use events::commits::HourCommit;
 use events::jobs::RunRecord;
+use events::Hour;
 use ingest::IngestConfig;
 
 use super::backfill::progress_sources;
 use super::{job_store, label, utc, Target, TargetArgs};
 use crate::fanout::Progress;
+use crate::health::percent_cell;
 
 #[derive(clap::Args)]
 pub struct StatusArgs {
@@ -19,25 +24,54 @@ pub struct StatusArgs {
     /// How many runs to show.
     #[arg(long, default_value_t = 10)]
     runs: usize,
+    /// How many hours of the lake, up to the bookmark, to show with their sources and their rows
+    /// against the same hour a day and a week before (0: none).
+    #[arg(long, default_value_t = 24)]
+    hours: u32,
+    /// Key prefix of the Parquet table (its hours' commit records are named by it).
+    #[arg(long, env = "CURATED_PREFIX", default_value = events::DEFAULT_CURATED_PREFIX, hide_env_values = true)]
+    curated_prefix: String,
 }
 
 impl StatusArgs {
     pub async fn run(self) -> anyhow::Result<()> {
-        status(&self.target.target(), self.config, self.runs).await
+        let shown = Shown {
+            runs: self.runs,
+            hours: self.hours.min(MAX_HOURS_SHOWN),
+            curated_prefix: self.curated_prefix,
+        };
+        status(&self.target.target(), self.config, &shown).await
     }
 }
 
+/// At most four weeks of hours (each costs three commit-record reads).
+const MAX_HOURS_SHOWN: u32 = 24 * 28;
+
+/// What `elt status` shows besides the job.
+struct Shown {
+    runs: usize,
+    hours: u32,
+    curated_prefix: String,
+}
+
 /// `elt status`: the job's bookmark and its last runs, for people.
-async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyhow::Result<()> {
+async fn status(target: &Target, config: IngestConfig, shown: &Shown) -> anyhow::Result<()> {
     let (jobs, place) = job_store(target, &config).await?;
     let job_id = &config.job_id;
     let mut out = std::io::stdout().lock();
     writeln!(out, "job {job_id} ({place})")?;
-    match jobs.get_job(job_id).await? {
+    let job = jobs.get_job(job_id).await?;
+    match &job {
         None => writeln!(out, "  not set up yet: the first run creates it")?,
-        Some(job) => write_job(&mut out, &job, &config)?,
+        Some(job) => write_job(&mut out, job, &config)?,
     }
-    let records = jobs.recent_runs(job_id, runs).await?;
+    if let Some(last) = job.as_ref().and_then(|j| j.bookmark_hour()) {
+        let hours = last_hours(last, shown.hours);
+        let records =
+            crate::health::commit_records(jobs.as_ref(), &shown.curated_prefix, &hours).await?;
+        write_lake(&mut out, &hours, &records)?;
+    }
+    let records = jobs.recent_runs(job_id, shown.runs).await?;
     if !records.is_empty() {
         writeln!(out, "\nlast {} runs, newest first:", records.len())?;
         writeln!(
@@ -58,6 +92,63 @@ async fn status(target: &Target, config: IngestConfig, runs: usize) -> anyhow::R
         let sources = progress_sources(target, &config, &plan.queue_url).await?;
         let progress = sources.progress(&plan).await?;
         write_backfill(&mut out, &plan, &progress)?;
+    }
+    Ok(())
+}
+
+/// The `count` hours up to `last`, oldest first.
+fn last_hours(last: Hour, count: u32) -> Vec<Hour> {
+    let mut hours: Vec<Hour> = std::iter::successors(Some(last), |h| Some(h.previous()))
+        .take(count as usize)
+        .take_while(|h| *h >= events::FIRST_HOUR)
+        .collect();
+    hours.reverse();
+    hours
+}
+
+/// The lake's last hours: rows, against the same hour a day and a week before, and sources.
+fn write_lake(
+    out: &mut impl Write,
+    hours: &[Hour],
+    records: &BTreeMap<Hour, HourCommit>,
+) -> std::io::Result<()> {
+    // The lake may begin within the window: from its first committed hour on.
+    let begun = hours.iter().position(|h| records.contains_key(h));
+    let hours = &hours[begun.unwrap_or(hours.len())..];
+    let (Some(first), Some(last)) = (hours.first(), hours.last()) else {
+        return writeln!(
+            out,
+            "\nthe lake: no hour up to the bookmark is committed yet"
+        );
+    };
+    writeln!(
+        out,
+        "\nthe lake, {first} .. {last} (rows against the same hour a day and a week before):"
+    )?;
+    writeln!(
+        out,
+        "  {:<14} {:>10} {:>6} {:>6}  sources",
+        "hour", "rows", "vs 1d", "vs 7d"
+    )?;
+    for hour in hours {
+        let Some(record) = records.get(hour) else {
+            writeln!(out, "  {:<14} {:>10}", hour.to_string(), "not committed")?;
+            continue;
+        };
+        let c = crate::health::completeness(*hour, records);
+        let flag = match c.as_ref().is_some_and(|c| c.fell_by_half) {
+            true => "  FELL BY MORE THAN HALF",
+            false => "",
+        };
+        writeln!(
+            out,
+            "  {:<14} {:>10} {:>6} {:>6}  {}{flag}",
+            hour.to_string(),
+            record.counts.rows,
+            percent_cell(c.as_ref().and_then(|c| c.percent_of_day_before())),
+            percent_cell(c.as_ref().and_then(|c| c.percent_of_week_before())),
+            crate::health::source_labels(record).join(", ")
+        )?;
     }
     Ok(())
 }

@@ -7,8 +7,10 @@ use anyhow::bail;
 use events::Hour;
 use transform::handler::{AwsTarget, TransformSettings};
 
-use super::{local_lake, print_json_line};
+use super::{label, local_lake, print_json_line};
+use crate::health::percent_cell;
 use crate::lake;
+use crate::verify::{Finding, Report};
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
@@ -114,10 +116,98 @@ async fn verify(
     let report = audit.run(from, to).await?;
     match format {
         ReportFormat::Json => print_json_line(&report)?,
-        ReportFormat::Table => crate::verify::print_table(&report, &mut std::io::stdout().lock())?,
+        ReportFormat::Table => print_table(&report, &mut std::io::stdout().lock())?,
     }
     if !report.clean() {
         bail!("{} finding(s) in {from} .. {to}", report.findings.len());
+    }
+    Ok(())
+}
+
+/// The report for people: one line per hour (with its sources and its rows against the day and
+/// the week before), then the findings and the warnings.
+fn print_table(report: &Report, out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<14} {:<9} {:<11} {:>4} {:>10} {:>10} {:>5} {:>6} {:>6}  sources",
+        "hour", "raw", "commit", "gen", "rows", "found", "parts", "vs 1d", "vs 7d"
+    )?;
+    for h in &report.hours {
+        let c = h.completeness.as_ref();
+        writeln!(
+            out,
+            "{:<14} {:<9} {:<11} {:>4} {:>10} {:>10} {:>5} {:>6} {:>6}  {}",
+            h.hour.to_string(),
+            label(&h.raw),
+            h.commit.map_or("-".to_string(), |c| label(&c)),
+            h.generation.map_or("-".into(), |g| g.to_string()),
+            h.rows_recorded.map_or("-".into(), |r| r.to_string()),
+            h.rows_found,
+            h.parts,
+            percent_cell(c.and_then(|c| c.percent_of_day_before())),
+            percent_cell(c.and_then(|c| c.percent_of_week_before())),
+            sources_cell(h)
+        )?;
+    }
+    if report.findings.is_empty() {
+        writeln!(
+            out,
+            "\nclean: {} hours in {:.1} s",
+            report.hours.len(),
+            report.seconds
+        )?;
+    } else {
+        writeln!(out, "\n{} finding(s):", report.findings.len())?;
+        write_findings(out, &report.findings)?;
+    }
+    if !report.warnings.is_empty() {
+        writeln!(
+            out,
+            "\n{} warning(s), hours that fell by more than half (no defect of the lake; a mirror may have them):",
+            report.warnings.len()
+        )?;
+        write_findings(out, &report.warnings)?;
+    }
+    Ok(())
+}
+
+/// `first 740 (185 shared), opendigger 185` — what the commit took from each source; a file
+/// the commit did not read is marked `not read`, one it read that is gone `gone`.
+fn sources_cell(h: &crate::verify::HourReport) -> String {
+    let cells: Vec<String> = h
+        .sources
+        .iter()
+        .map(|s| {
+            let taken = match (s.rows, s.shared) {
+                (Some(rows), Some(shared)) if shared > 0 => format!(" {rows} ({shared} shared)"),
+                (Some(rows), _) => format!(" {rows}"),
+                _ => String::new(),
+            };
+            let state = match (s.in_raw, s.read) {
+                (true, false) => " not read",
+                (false, true) => " gone",
+                _ => "",
+            };
+            format!("{}{taken}{state}", s.source)
+        })
+        .collect();
+    if cells.is_empty() {
+        "-".into()
+    } else {
+        cells.join(", ")
+    }
+}
+
+fn write_findings(out: &mut impl std::io::Write, findings: &[Finding]) -> std::io::Result<()> {
+    for f in findings {
+        writeln!(
+            out,
+            "  {:<20} {:<14} {}{}",
+            label(&f.kind),
+            f.hour.map(|h| h.to_string()).unwrap_or_default(),
+            f.key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default(),
+            f.detail
+        )?;
     }
     Ok(())
 }

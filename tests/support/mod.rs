@@ -639,6 +639,15 @@ pub struct Answer {
 
 /// Serves `events` one per `next` call, then holds further `next` calls; reports every answer.
 pub fn runtime_api(events: Vec<String>) -> (String, mpsc::Receiver<Answer>) {
+    runtime_api_until(events, Duration::from_secs(300))
+}
+
+/// [`runtime_api`], each invocation's deadline (`Lambda-Runtime-Deadline-Ms`) `deadline_in`
+/// after it is handed out, as the function's timeout sets it.
+pub fn runtime_api_until(
+    events: Vec<String>,
+    deadline_in: Duration,
+) -> (String, mpsc::Receiver<Answer>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap().to_string();
     let (answers, receiver) = mpsc::channel();
@@ -681,7 +690,7 @@ pub fn runtime_api(events: Vec<String>) -> (String, mpsc::Receiver<Answer>) {
                     .duration_since(UNIX_EPOCH)
                     .unwrap()
                     .as_millis()
-                    + 300_000;
+                    + deadline_in.as_millis();
                 let _ = write!(
                     stream,
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\

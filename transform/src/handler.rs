@@ -240,7 +240,8 @@ impl Handler {
             Ok(summary) => {
                 tracing::info!(file = %location, rows = summary.rows, duplicates = summary.duplicates, duplicates_across_hours = summary.duplicates_across_hours, rejected = summary.rejected, generation = summary.generation, superseded = summary.superseded, seconds, "transformed");
                 if self.emit_metrics {
-                    println!("{}", metrics_line(summary, &location));
+                    let health = metrics::completeness(&self.lake, &self.options, summary).await;
+                    println!("{}", metrics::line(summary, &location, health.as_ref()));
                 }
             }
             Err(e) => {
@@ -298,37 +299,6 @@ pub fn raw_hour_key(raw_prefix: &str, key: &str) -> Result<Hour, String> {
     RawKey::parse(raw_prefix, key).map(|k| k.hour)
 }
 
-/// One file's numbers as a CloudWatch Embedded Metric Format log line.
-fn metrics_line(summary: &TransformSummary, location: &str) -> serde_json::Value {
-    let metric = |name: &str, unit: &str| serde_json::json!({"Name": name, "Unit": unit});
-    serde_json::json!({
-        "_aws": {
-            "Timestamp": chrono::Utc::now().timestamp_millis(),
-            "CloudWatchMetrics": [{
-                "Namespace": "gh-elt",
-                // Per function, so that two stacks in one account keep their numbers apart.
-                "Dimensions": [["Stage", "Function"]],
-                "Metrics": [
-                    metric("Rows", "Count"),
-                    metric("Duplicates", "Count"),
-                    metric("DuplicatesAcrossHours", "Count"),
-                    metric("Rejected", "Count"),
-                    metric("RawBytes", "Bytes"),
-                    metric("Seconds", "Seconds"),
-                ],
-            }],
-        },
-        "Stage": "transform",
-        "Function": std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "elt".into()),
-        "Rows": summary.rows,
-        "Duplicates": summary.duplicates,
-        "DuplicatesAcrossHours": summary.duplicates_across_hours,
-        "Rejected": summary.rejected,
-        "RawBytes": summary.raw_bytes,
-        "Seconds": summary.seconds,
-        "file": location,
-    })
-}
-
+mod metrics;
 #[cfg(test)]
 mod tests;
