@@ -4,7 +4,7 @@
 
 use events::commits::HourCommit;
 
-pub use adapters::commits::{commit_records, completeness};
+pub use adapters::commits::{commit_records, completeness, with_baselines};
 
 /// The sources an hour's commit was made of, for people: `first`, `opendigger`, …
 pub fn source_labels(commit: &HourCommit) -> Vec<String> {

@@ -31,7 +31,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Serialize;
-use transform::raw_hour::HourFile;
+use transform::raw_hour::{self, HourFile};
 
 use crate::health;
 
@@ -159,8 +159,9 @@ impl Audit {
         let mut findings = Vec::new();
         let mut warnings = Vec::new();
         let raw_files = self.raw_files(&hours).await?;
+        let wanted = health::with_baselines(&hours);
         let records =
-            health::commit_records(self.commits.as_ref(), &self.curated_prefix, &hours).await?;
+            health::commit_records(self.commits.as_ref(), &self.curated_prefix, wanted).await?;
         let mut reports = Vec::new();
         let mut seen: HashMap<i64, Hour> = HashMap::new();
         let mut duplicates: BTreeMap<(Hour, Hour), (u64, i64)> = BTreeMap::new();
@@ -206,8 +207,10 @@ impl Audit {
     /// Each hour's files in the raw store, one per source that has it, as the transform finds
     /// them.
     async fn raw_files(&self, hours: &[Hour]) -> anyhow::Result<Vec<Vec<HourFile>>> {
+        let folders = raw_hour::source_folders(self.raw.as_ref(), &self.raw_prefix).await?;
+        let folders = &folders;
         futures::stream::iter(hours.iter().copied())
-            .map(|hour| transform::raw_hour::find(self.raw.as_ref(), &self.raw_prefix, hour))
+            .map(|hour| raw_hour::find_in(self.raw.as_ref(), &self.raw_prefix, folders, hour))
             .buffered(CONCURRENCY)
             .try_collect()
             .await

@@ -38,17 +38,21 @@ pub trait CommitStore: Send + Sync {
 /// Commit records read at once.
 const READ_AT_ONCE: usize = 16;
 
-/// The commit records of `hours` and of the hours they are compared with.
+/// `hours` and the hours they are compared with ([`Completeness::baselines`]), each once.
+pub fn with_baselines(hours: &[Hour]) -> BTreeSet<Hour> {
+    hours
+        .iter()
+        .flat_map(|h| std::iter::once(*h).chain(Completeness::baselines(*h)))
+        .collect()
+}
+
+/// The commit records of `hours` (those there are).
 pub async fn commit_records(
     commits: &dyn CommitStore,
     curated_prefix: &str,
-    hours: &[Hour],
+    hours: impl IntoIterator<Item = Hour>,
 ) -> anyhow::Result<BTreeMap<Hour, HourCommit>> {
-    let wanted: BTreeSet<Hour> = hours
-        .iter()
-        .flat_map(|h| std::iter::once(*h).chain(Completeness::baselines(*h)))
-        .collect();
-    let found: Vec<Option<HourCommit>> = futures::stream::iter(wanted)
+    let found: Vec<Option<HourCommit>> = futures::stream::iter(hours)
         .map(|hour| async move { commits.get_commit(&commit_key(curated_prefix, hour)).await })
         .buffered(READ_AT_ONCE)
         .try_collect()
@@ -56,21 +60,28 @@ pub async fn commit_records(
     Ok(found.into_iter().flatten().map(|r| (r.hour, r)).collect())
 }
 
-/// `hour` against the same hour a day and a week before, where `hour` is committed.
+/// `hour` against the same hour a day and a week before, where `hour` is committed
+/// (`records` as [`commit_records`] read them for [`with_baselines`]).
 pub fn completeness(hour: Hour, records: &BTreeMap<Hour, HourCommit>) -> Option<Completeness> {
-    let rows = |h: Hour| {
-        records
-            .get(&h)
-            .filter(|r| r.state == CommitState::Committed)
-            .map(|r| r.counts.rows)
-    };
+    Some(compare(hour, committed_rows(records, hour)?, records))
+}
+
+/// `rows` of `hour` against the committed rows of its baselines in `records`.
+pub fn compare(hour: Hour, rows: u64, records: &BTreeMap<Hour, HourCommit>) -> Completeness {
     let [day_before, week_before] = Completeness::baselines(hour);
-    Some(Completeness::assess(
+    Completeness::assess(
         hour,
-        rows(hour)?,
-        rows(day_before),
-        rows(week_before),
-    ))
+        rows,
+        committed_rows(records, day_before),
+        committed_rows(records, week_before),
+    )
+}
+
+fn committed_rows(records: &BTreeMap<Hour, HourCommit>, hour: Hour) -> Option<u64> {
+    records
+        .get(&hour)
+        .filter(|r| r.state == CommitState::Committed)
+        .map(|r| r.counts.rows)
 }
 
 /// The condition "the item's generation is `expected`" (or "there is no item").

@@ -67,8 +67,9 @@ async fn status(target: &Target, config: IngestConfig, shown: &Shown) -> anyhow:
     }
     if let Some(last) = job.as_ref().and_then(|j| j.bookmark_hour()) {
         let hours = last_hours(last, shown.hours);
+        let wanted = crate::health::with_baselines(&hours);
         let records =
-            crate::health::commit_records(jobs.as_ref(), &shown.curated_prefix, &hours).await?;
+            crate::health::commit_records(jobs.as_ref(), &shown.curated_prefix, wanted).await?;
         write_lake(&mut out, &hours, &records)?;
     }
     let records = jobs.recent_runs(job_id, shown.runs).await?;

@@ -27,7 +27,16 @@ pub async fn find(
     raw_prefix: &str,
     hour: Hour,
 ) -> anyhow::Result<Vec<HourFile>> {
-    let mut folders = vec![source_prefix(raw_prefix, None)];
+    let folders = source_folders(store, raw_prefix).await?;
+    find_in(store, raw_prefix, &folders, hour).await
+}
+
+/// The folders of every source's raw files: the first source's (the raw prefix), then each
+/// mirror's below `sources/`, in name order. One listing, for as many hours as need it.
+pub async fn source_folders(
+    store: &dyn ObjectStore,
+    raw_prefix: &str,
+) -> anyhow::Result<Vec<String>> {
     let mirrors = Path::from(format!("{raw_prefix}{MIRRORS_FOLDER}"));
     let listed = match store.list_with_delimiter(Some(&mirrors)).await {
         Ok(listed) => listed.common_prefixes,
@@ -43,10 +52,21 @@ pub async fn find(
         .filter_map(|p| p.filename().map(str::to_string))
         .collect();
     names.sort();
+    let mut folders = vec![source_prefix(raw_prefix, None)];
     folders.extend(names.iter().map(|n| source_prefix(raw_prefix, Some(n))));
+    Ok(folders)
+}
+
+/// [`find`] in `folders` as [`source_folders`] gave them.
+pub async fn find_in(
+    store: &dyn ObjectStore,
+    raw_prefix: &str,
+    folders: &[String],
+    hour: Hour,
+) -> anyhow::Result<Vec<HourFile>> {
     let mut files = Vec::new();
     for folder in folders {
-        if let Some(file) = newest_in(store, raw_prefix, &folder, hour).await? {
+        if let Some(file) = newest_in(store, raw_prefix, folder, hour).await? {
             files.push(file);
         }
     }

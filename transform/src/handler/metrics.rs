@@ -6,9 +6,9 @@ use events::TransformSummary;
 
 use crate::{Lake, TransformOptions};
 
-/// The committed hour against the same hour a day and a week before, from the commit records;
-/// none for a superseded run, or when the records cannot be read (the metric is not worth
-/// failing the file for).
+/// The committed hour's rows against the same hour a day and a week before, from their commit
+/// records; none for a superseded run, or when the records cannot be read (the metric is not
+/// worth failing the file for).
 pub(super) async fn completeness(
     lake: &Lake,
     options: &TransformOptions,
@@ -17,11 +17,18 @@ pub(super) async fn completeness(
     if summary.superseded.is_some() {
         return None;
     }
-    let hours = [summary.hour];
-    let records =
-        adapters::commits::commit_records(lake.commits.as_ref(), &options.curated_prefix, &hours);
+    let baselines = Completeness::baselines(summary.hour);
+    let records = adapters::commits::commit_records(
+        lake.commits.as_ref(),
+        &options.curated_prefix,
+        baselines,
+    );
     match records.await {
-        Ok(records) => adapters::commits::completeness(summary.hour, &records),
+        Ok(records) => Some(adapters::commits::compare(
+            summary.hour,
+            summary.rows,
+            &records,
+        )),
         Err(e) => {
             tracing::warn!(hour = %summary.hour, error = format!("{e:#}"), "no completeness metric");
             None
