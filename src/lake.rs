@@ -1,17 +1,14 @@
-//! The local lake: a folder holding the curated Parquet table, its quarantine, and (later) raw
-//! files and job state. Queried with DataFusion as the table `ghactivity`, with the partition
-//! folders `year=/month=/dayofmonth=` as integer columns, as Athena sees them through Glue.
+//! The local lake: a folder holding the curated Delta table, its quarantine, and with `elt run`
+//! the raw files and job state. Queried with DataFusion through delta-rs's table provider as the
+//! table `ghactivity`: the table's newest version, whole hours only, with the partition columns
+//! `year`, `month`, `dayofmonth` as integers (as Athena sees them), pruned by partition and by
+//! the log's per-file statistics before any file is opened.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
-use datafusion::arrow::datatypes::DataType;
+use anyhow::Context;
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use object_store::ObjectStore;
 
@@ -20,61 +17,34 @@ pub fn store(dir: &Path) -> anyhow::Result<Arc<dyn ObjectStore>> {
     adapters::objects::folder(dir)
 }
 
-/// A DataFusion session with `ghactivity` registered over `lake/curated_prefix`.
-pub async fn session(lake: &Path, curated_prefix: &str) -> anyhow::Result<SessionContext> {
-    let table_dir: PathBuf = lake.join(curated_prefix.trim_end_matches('/'));
-    let has_parquet = table_dir.is_dir()
-        && walk_has_parquet(&table_dir)
-            .with_context(|| format!("reading {}", table_dir.display()))?;
-    if !has_parquet {
-        bail!(
-            "no Parquet under {}: run `elt transform FILE…` or `elt demo` first (or pass --lake)",
-            table_dir.display()
-        );
-    }
-    let table_dir = table_dir.canonicalize()?;
-    let url = ListingTableUrl::parse(format!("{}/", table_dir.display()))?;
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
-    // The partition values are registered as text and cast in a view: DataFusion turns equality
-    // filters on leading partition columns into a listing prefix, and from integers it would
-    // build `month=3/` where the folder is `month=03/`.
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(vec![
-            ("year".to_string(), DataType::Utf8),
-            ("month".to_string(), DataType::Utf8),
-            ("dayofmonth".to_string(), DataType::Utf8),
-        ]);
-    let schema = options
-        .infer_schema(&ctx.state(), &url)
-        .await
-        .context("reading the lake's Parquet schema")?;
-    let config = ListingTableConfig::new(url)
-        .with_listing_options(options)
-        .with_schema(schema);
-    ctx.register_table("ghactivity_files", Arc::new(ListingTable::try_new(config)?))?;
-    ctx.sql(
-        "CREATE VIEW ghactivity AS SELECT * EXCLUDE (year, month, dayofmonth), \
-         CAST(year AS INT) AS year, CAST(month AS INT) AS month, CAST(dayofmonth AS INT) AS dayofmonth \
-         FROM ghactivity_files",
-    )
-    .await?;
-    Ok(ctx)
+/// The curated table of the local lake `dir`.
+pub fn table(dir: &Path, curated_prefix: &str) -> anyhow::Result<lake::Table> {
+    Ok(lake::Table::new(
+        store(dir)?,
+        curated_prefix,
+        lake::Place::Folder(dir.to_path_buf()),
+    ))
 }
 
-fn walk_has_parquet(dir: &Path) -> std::io::Result<bool> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            if walk_has_parquet(&path)? {
-                return Ok(true);
-            }
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+/// A DataFusion session with `ghactivity` registered: the Delta table at `lake/curated_prefix`.
+pub async fn session(lake: &Path, curated_prefix: &str) -> anyhow::Result<SessionContext> {
+    let table = table(lake, curated_prefix)?;
+    let Some(delta) = table.open().await? else {
+        anyhow::bail!(
+            "no table under {}: run `elt transform FILE…` or `elt demo` first (or pass --lake; `elt migrate` turns a lake of the older layout into the table)",
+            lake.join(curated_prefix).display()
+        );
+    };
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(true));
+    delta
+        .update_datafusion_session(&ctx.state())
+        .context("registering the table's storage")?;
+    let provider = delta
+        .table_provider()
+        .await
+        .context("reading the table's files")?;
+    ctx.register_table("ghactivity", provider)?;
+    Ok(ctx)
 }
 
 /// Runs one query over the lake.

@@ -255,6 +255,7 @@ async fn a_run_that_read_an_older_upload_of_the_raw_object_gives_up() {
             &world.jobs_table,
             &world.runs_table,
         )),
+        place: lake::Place::Bucket(curated.clone()),
     };
     let hour = "2025-07-01-9";
     let key = Path::from(format!("{RAW_PREFIX}{hour}.json.gz"));
@@ -423,7 +424,7 @@ impl ObjectStore for Faulty {
 /// One in-process transform of `raw` through a faulty curated store.
 async fn transform_through(
     world: &AwsWorld,
-    curated: &Arc<dyn ObjectStore>,
+    curated: &str,
     raw: &std::path::Path,
     faulty: Faulty,
 ) -> (anyhow::Result<TransformSummary>, usize) {
@@ -435,8 +436,8 @@ async fn transform_through(
             &world.jobs_table,
             &world.runs_table,
         )),
+        place: lake::Place::Bucket(curated.to_string()),
     };
-    let _ = curated;
     let options = transform::TransformOptions {
         max_part_bytes: 1024 * 1024,
         commit_lease: std::time::Duration::from_secs(1),
@@ -475,7 +476,7 @@ async fn s3_faults_in_any_step_end_in_a_retry_or_a_clean_failure_never_a_partial
     let hour = "2025-05-01-0";
     let (clean, calls) = transform_through(
         &world,
-        &store,
+        &curated,
         &raw_of(hour),
         Faulty::new(store.clone(), 0, false),
     )
@@ -490,8 +491,13 @@ async fn s3_faults_in_any_step_end_in_a_retry_or_a_clean_failure_never_a_partial
     for at in 1..=calls {
         let hour = format!("2025-05-{:02}-{}", 2 + at / 12, (at % 12) * 2);
         let raw = raw_of(&hour);
-        let (result, _) =
-            transform_through(&world, &store, &raw, Faulty::new(store.clone(), at, false)).await;
+        let (result, _) = transform_through(
+            &world,
+            &curated,
+            &raw,
+            Faulty::new(store.clone(), at, false),
+        )
+        .await;
         let objects = table(&store).await;
         match result {
             Ok(summary) => {
@@ -519,12 +525,12 @@ async fn s3_faults_in_any_step_end_in_a_retry_or_a_clean_failure_never_a_partial
         let hour = format!("2025-06-01-{trial}");
         let raw = raw_of(&hour);
         let (result, _) =
-            transform_through(&world, &store, &raw, Faulty::new(store.clone(), at, true)).await;
+            transform_through(&world, &curated, &raw, Faulty::new(store.clone(), at, true)).await;
         if result.is_ok() {
             continue; // only the best-effort clean-up after the commit failed
         }
         let (again, _) =
-            transform_through(&world, &store, &raw, Faulty::new(store.clone(), 0, false)).await;
+            transform_through(&world, &curated, &raw, Faulty::new(store.clone(), 0, false)).await;
         again.unwrap();
         assert_whole(&world, &table(&store).await, &hour).await;
         verify_raw_less(&world, &curated, &hour);

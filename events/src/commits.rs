@@ -59,6 +59,13 @@ pub struct HourCommit {
     /// Key of the run's sorted `event_id`s (little-endian i64s), for the neighbouring hours.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_ids: Option<String>,
+    /// Key of the sorted `event_id`s this run dropped because a neighbouring hour held them
+    /// (`elt verify` checks the neighbours still do: `lost_across_hours`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_ids: Option<String>,
+    /// The table's version that holds this result (its Delta commit), once made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_version: Option<u64>,
     /// Parts of earlier runs of the hour that this commit removes (a later run that completes an
     /// interrupted commit removes them too).
     #[serde(default)]

@@ -124,29 +124,37 @@ impl Hour {
         Day(self.0.date())
     }
 
-    /// The file name of Parquet part `index` of this hour: `part-2024-03-05-14-0000.snappy.parquet`.
-    pub fn part_file_name(self, index: usize) -> String {
-        format!("part-{self}-{index:04}.snappy.parquet")
+    /// The file name of Parquet part `index` of this hour written by run `run`:
+    /// `part-2024-03-05-14-0000-RUN.snappy.parquet`. The run makes the name new for every run
+    /// of the hour, so a file a table version names is never written over (a reader of that
+    /// version, or a run that lost its claim, would meet another file under its name).
+    pub fn part_file_name(self, index: usize, run: &str) -> String {
+        format!("part-{self}-{index:04}-{run}.snappy.parquet")
     }
 
-    /// Reads the part index back from a file name of this hour, or `None` if the name is not one.
+    /// Reads the part index back from a file name of this hour (with a run, or of the older
+    /// layout without), or `None` if the name is not one.
     pub fn part_index(self, file_name: &str) -> Option<usize> {
         let rest = file_name.strip_prefix(&format!("part-{self}-"))?;
-        let digits = rest.strip_suffix(".snappy.parquet")?;
-        if digits.len() < 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        let rest = rest.strip_suffix(".snappy.parquet")?;
+        let (digits, run) = rest.split_once('-').unwrap_or((rest, "0"));
+        let plain = |s: &str, at_least: usize| {
+            s.len() >= at_least && s.bytes().all(|b| b.is_ascii_alphanumeric())
+        };
+        if !plain(digits, 4) || !digits.bytes().all(|b| b.is_ascii_digit()) || !plain(run, 1) {
             return None;
         }
         digits.parse().ok()
     }
 
-    /// Part `index` of this hour's rows of `day`:
-    /// `ghactivity/year=2024/month=03/dayofmonth=05/part-2024-03-05-14-0000.snappy.parquet`.
+    /// Part `index` of this hour's rows of `day`, by run `run`:
+    /// `ghactivity/year=2024/month=03/dayofmonth=05/part-2024-03-05-14-0000-RUN.snappy.parquet`.
     /// Parts are named by the source hour, whichever day partition they are in.
-    pub fn part_key(self, curated_prefix: &str, day: Day, index: usize) -> String {
+    pub fn part_key(self, curated_prefix: &str, day: Day, index: usize, run: &str) -> String {
         format!(
             "{}{}",
             day.partition_prefix(curated_prefix),
-            self.part_file_name(index)
+            self.part_file_name(index, run)
         )
     }
 
@@ -154,6 +162,16 @@ impl Hour {
     pub fn rejects_key(self, rejects_prefix: &str) -> String {
         format!("{rejects_prefix}{self}.jsonl.gz")
     }
+}
+
+/// The source hour of a part's file name (`part-2024-03-05-14-0000[-RUN].snappy.parquet`).
+pub fn part_hour(file_name: &str) -> Option<Hour> {
+    let rest = file_name.strip_prefix("part-")?;
+    // The hour is the first four dash-separated fields.
+    let mut cut = rest.match_indices('-').map(|(at, _)| at);
+    let end = cut.nth(3)?;
+    let hour: Hour = rest[..end].parse().ok()?;
+    hour.part_index(file_name).map(|_| hour)
 }
 
 impl fmt::Display for Hour {
@@ -314,8 +332,8 @@ mod tests {
     fn keys_match_the_lake_layout() {
         let h: Hour = "2024-03-05-14".parse().unwrap();
         assert_eq!(
-            h.part_key("ghactivity/", h.date(), 0),
-            "ghactivity/year=2024/month=03/dayofmonth=05/part-2024-03-05-14-0000.snappy.parquet"
+            h.part_key("ghactivity/", h.date(), 0, "r1"),
+            "ghactivity/year=2024/month=03/dayofmonth=05/part-2024-03-05-14-0000-r1.snappy.parquet"
         );
         assert_eq!(
             h.rejects_key(crate::DEFAULT_REJECTS_PREFIX),
@@ -328,6 +346,21 @@ mod tests {
         assert_eq!(
             h.part_index("part-2024-03-05-14-0012.snappy.parquet"),
             Some(12)
+        );
+        assert_eq!(
+            h.part_index("part-2024-03-05-14-0012-a1b2.snappy.parquet"),
+            Some(12)
+        );
+        assert_eq!(
+            part_hour("part-2024-03-05-14-0012-a1b2.snappy.parquet"),
+            Some(h)
+        );
+        assert_eq!(part_hour("part-2024-03-05-14-0012.snappy.parquet"), Some(h));
+        assert_eq!(part_hour("part-2024-03-05-14.snappy.parquet"), None);
+        assert_eq!(part_hour("other.parquet"), None);
+        assert_eq!(
+            h.part_index("part-2024-03-05-14-0012-.snappy.parquet"),
+            None
         );
         assert_eq!(h.part_index("part-2024-03-05-1-0012.snappy.parquet"), None);
         assert_eq!(

@@ -17,6 +17,7 @@ mod park;
 mod query;
 mod run;
 mod status;
+mod table;
 mod transforming;
 mod verify;
 mod worker;
@@ -59,12 +60,21 @@ pub enum Command {
     Worker(worker::WorkerArgs),
     /// Move messages parked in a dead-letter queue back to their queue (receive, send, delete).
     Redrive(worker::RedriveArgs),
-    /// Audit hours --from .. --to: raw file there, commit complete, Parquet rows equal to the
-    /// commit's count, no event_id twice, no object in the table that no commit wrote, no staged
+    /// Audit hours --from .. --to: raw file there, commit complete and held by the table at its
+    /// generation, Parquet rows equal to the commit's count, no event_id twice, no event lost
+    /// across hours, no file in the table's folders the table does not reference, no staged
     /// leftovers. Prints a report (a table, or JSON); exits 1 on any finding.
     Verify(verify::VerifyArgs),
-    /// Query the lake with SQL (DataFusion); the table is `ghactivity`, with `year`, `month` and
-    /// `dayofmonth` as partition columns.
+    /// Delete the table's files that no version within the retention needs: parts that commits
+    /// removed longer ago, and files no commit added (runs that died). A dry run unless --apply;
+    /// prints what it found (or deleted) as a JSON line.
+    Vacuum(table::VacuumArgs),
+    /// Turn a lake of the older layout (hourly parts listed by readers) into the Delta table in
+    /// place: each committed hour's parts are added as they are, nothing is copied. Prints what
+    /// it added as a JSON line; running it again adds nothing.
+    Migrate(table::MigrateArgs),
+    /// Query the lake with SQL (DataFusion over the Delta table); the table is `ghactivity`,
+    /// with `year`, `month` and `dayofmonth` as partition columns.
     Query(query::QueryArgs),
     /// Write a GHArchive-shaped hour file made from real events (gzip, zstd or plain by extension).
     Gen(gen::GenArgs),
@@ -85,6 +95,8 @@ impl Command {
             Command::Worker(command) => command.run().await,
             Command::Redrive(command) => command.run().await,
             Command::Verify(command) => command.run().await,
+            Command::Vacuum(command) => command.run().await,
+            Command::Migrate(command) => command.run().await,
             Command::Query(command) => command.run().await,
             Command::Gen(command) => command.run().await,
             Command::Demo(command) => command.run().await,
@@ -133,6 +145,7 @@ pub fn local_lake(lake_dir: &Path) -> anyhow::Result<transform::Lake> {
     Ok(transform::Lake {
         store: lake::store(lake_dir)?,
         commits: std::sync::Arc::new(ingest::local_job_store(lake_dir)?),
+        place: ::lake::Place::Folder(lake_dir.to_path_buf()),
     })
 }
 

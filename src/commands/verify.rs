@@ -73,6 +73,7 @@ fn local_audit(
         raw: lake::store(&lake_dir.join(ingest::LOCAL_RAW_DIR))?,
         raw_prefix: String::new(),
         curated: local.store,
+        place: local.place,
         commits: local.commits,
         curated_prefix: settings.curated_prefix.clone(),
         rejects_prefix: settings.rejects_prefix.clone(),
@@ -95,6 +96,7 @@ async fn aws_audit(
         raw: adapters::objects::s3(&sdk, &raw_bucket)?,
         raw_prefix: target.raw_prefix,
         curated: adapters::objects::s3(&sdk, &curated_bucket)?,
+        place: ::lake::Place::Bucket(curated_bucket.clone()),
         commits: std::sync::Arc::new(adapters::DynamoJobStore::new(
             &sdk,
             &target.jobs_table,

@@ -103,6 +103,15 @@ const REDO_ATTEMPTS: u32 = 4;
 pub struct Lake {
     pub store: Arc<dyn ObjectStore>,
     pub commits: Arc<dyn CommitStore>,
+    /// Where `store` is, for the table's readers (delta-rs opens it by URL).
+    pub place: lake::Place,
+}
+
+impl Lake {
+    /// The curated table at `curated_prefix` in this lake.
+    pub fn table(&self, curated_prefix: &str) -> lake::Table {
+        lake::Table::new(self.store.clone(), curated_prefix, self.place.clone())
+    }
 }
 
 impl Default for TransformOptions {

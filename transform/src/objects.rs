@@ -44,7 +44,7 @@ impl ObjectWriter {
     }
 
     /// Completes the upload: only now does the object exist.
-    pub fn finish(mut self) -> io::Result<()> {
+    pub fn finish(&mut self) -> io::Result<()> {
         let upload = self
             .upload
             .take()

@@ -1,5 +1,6 @@
-//! Encoding the SQL's output into Snappy Parquet parts, each staged under a temporary name until
-//! the whole file has succeeded.
+//! Encoding the SQL's output into Snappy Parquet parts. Each part is written straight to its
+//! place in the table under a name of its own run (`part-HOUR-NNNN-RUN.snappy.parquet`): no
+//! reader sees it until the hour's Delta commit adds it.
 //!
 //! Each row goes to the partition of its `created_at`'s UTC day, so that a query pruned by the
 //! partition columns sees exactly the rows a filter on `created_at` would. One raw file can so
@@ -22,6 +23,8 @@ use events::{Day, Hour};
 use object_store::path::Path;
 use object_store::ObjectStore;
 use tokio::runtime::Handle;
+
+use lake::commit::DataFile;
 
 use crate::objects::ObjectWriter;
 use crate::source_rows::SourceRows;
@@ -56,11 +59,15 @@ const PARTITION_COLUMN: &str = "created_at";
 /// The column that identifies an event across hours.
 const EVENT_ID_COLUMN: &str = "event_id";
 
-/// An object written under a temporary key, to be renamed to `target` when the file commits.
+/// An object a run wrote: where it is (`staging`) and where it belongs (`target`). A part is
+/// written in place (the two are one key) and carries what the table's log says of it; the
+/// quarantine is staged under the run's folder and renamed when the hour commits.
 #[derive(Debug, Clone)]
 pub(crate) struct Staged {
     pub staging: Path,
     pub target: Path,
+    /// A part's size and statistics, for the commit that adds it.
+    pub data: Option<DataFile>,
 }
 
 pub(crate) struct Target {
@@ -70,6 +77,8 @@ pub(crate) struct Target {
     pub curated_prefix: String,
     /// The run's own staging folder, outside the table: `_staging/ghactivity/HOUR/RUN/`.
     pub staging_dir: String,
+    /// The run's token in its parts' names.
+    pub run: String,
     /// `event_id`s the neighbouring hours have committed: their rows are not written again.
     pub committed_nearby: Arc<HashSet<i64>>,
 }
@@ -94,6 +103,8 @@ pub(crate) struct Encoded {
     pub dropped_ids: Vec<i64>,
     /// Rows written per source, in the sources' order.
     pub rows_by_source: Vec<u64>,
+    /// The parts' columns.
+    pub schema: SchemaRef,
 }
 
 pub(crate) struct PartWriter {
@@ -119,7 +130,6 @@ pub(crate) struct PartWriter {
 
 struct OpenPart {
     day: Day,
-    target: Path,
     writer: ArrowWriter<ObjectWriter>,
     last_write: u64,
 }
@@ -308,17 +318,19 @@ impl PartWriter {
             self.close_part(oldest)?;
         }
         let index = self.next_index.entry(day).or_insert(0);
-        let target = self
-            .target
-            .hour
-            .part_key(&self.target.curated_prefix, day, *index);
+        let target =
+            self.target
+                .hour
+                .part_key(&self.target.curated_prefix, day, *index, &self.target.run);
         *index += 1;
-        let staging = self.target.staging_for(&target);
-        let object = ObjectWriter::create(&self.target.store, staging, self.target.handle.clone())?;
+        let object = ObjectWriter::create(
+            &self.target.store,
+            Path::from(target.as_str()),
+            self.target.handle.clone(),
+        )?;
         let writer = ArrowWriter::try_new(object, self.schema.clone(), Some(self.props.clone()))?;
         self.open.push(OpenPart {
             day,
-            target: Path::from(target),
             writer,
             last_write: self.writes,
         });
@@ -326,18 +338,22 @@ impl PartWriter {
     }
 
     fn close_part(&mut self, at: usize) -> anyhow::Result<()> {
-        let part = self.open.remove(at);
-        let object = part
-            .writer
-            .into_inner()
-            .context("finishing a Parquet part")?;
-        let staging = object.path().clone();
+        let mut part = self.open.remove(at);
+        let metadata = part.writer.finish().context("finishing a Parquet part")?;
+        let size = part.writer.bytes_written() as u64;
+        let object = part.writer.inner_mut();
+        let key = object.path().clone();
         object
             .finish()
-            .with_context(|| format!("uploading {staging}"))?;
+            .with_context(|| format!("uploading {key}"))?;
         self.staged.push(Staged {
-            staging,
-            target: part.target,
+            staging: key.clone(),
+            data: Some(DataFile {
+                key: key.to_string(),
+                size,
+                stats: lake::stats::stats_json(&metadata, &self.schema),
+            }),
+            target: key,
         });
         Ok(())
     }
@@ -352,6 +368,7 @@ impl PartWriter {
         self.event_ids.sort_unstable();
         self.dropped_ids.sort_unstable();
         Ok(Encoded {
+            schema: self.schema.clone(),
             parts,
             rows: self.rows,
             event_ids: std::mem::take(&mut self.event_ids),

@@ -217,6 +217,8 @@ fn commit(key: &str, generation: u64) -> HourCommit {
         parts: vec![],
         quarantine: None,
         event_ids: None,
+        dropped_ids: None,
+        table_version: None,
         replaced: vec![],
         staging: String::new(),
         counts: CommitCounts::default(),

@@ -1,6 +1,6 @@
-//! The second step of a commit, and what follows it: moving the staged objects into place under
-//! a claim that is renewed (and so checked) before each step, then clearing what earlier runs of
-//! the hour left.
+//! The second step of a commit, and what follows it: under a claim that is renewed (and so
+//! checked) before each step, the hour's Delta commit, then the quarantine moved into place and
+//! the record marked `committed`; then clearing what earlier runs of the hour left.
 
 use std::sync::Arc;
 
@@ -8,11 +8,12 @@ use anyhow::Context;
 use chrono::Utc;
 use events::commits::{event_ids_prefix, staging_prefix, CommitState, HourCommit};
 use futures::TryStreamExt;
+use lake::commit::{DataFile, HourResult, Landed};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::rules::backoff;
-use super::{Outputs, Run};
+use super::{dropped_key, Outputs, Run};
 use crate::parts::Staged;
 
 /// Attempts at each step of moving objects into place (object_store retries HTTP errors
@@ -20,34 +21,29 @@ use crate::parts::Staged;
 const STEP_ATTEMPTS: u32 = 4;
 
 impl Run<'_> {
-    /// Moves the staged objects into place, removes what earlier runs left, marks the record
-    /// `committed`.
+    /// Commits the run's parts to the table (in place of the hour's earlier ones), moves the
+    /// quarantine into place, marks the record `committed`. `base`: the log's version before
+    /// the claim.
     pub(super) async fn complete(
         &self,
         claim: HourCommit,
         outputs: &Outputs,
+        base: Option<u64>,
     ) -> anyhow::Result<HourCommit> {
-        let mut claim = claim;
-        for staged in outputs.parts.iter().chain(&outputs.quarantine) {
+        self.pause().await;
+        let mut claim = self.renew(claim).await?;
+        let version = self.commit_to_table(&claim, outputs, base).await?;
+        if let Some(staged) = &outputs.quarantine {
             self.pause().await;
             claim = self.renew(claim).await?;
             self.move_into_place(staged)
                 .await
                 .with_context(|| format!("moving {} into place", staged.target))?;
         }
-        let mut stale: Vec<Path> = claim
-            .replaced
-            .iter()
-            .map(|k| Path::from(k.as_str()))
-            .collect();
         if outputs.quarantine.is_none() {
-            stale.push(Path::from(
-                self.hour.rejects_key(&self.options.rejects_prefix),
-            ));
-        }
-        for path in stale {
             self.pause().await;
             claim = self.renew(claim).await?;
+            let path = Path::from(self.hour.rejects_key(&self.options.rejects_prefix));
             self.remove(&path)
                 .await
                 .with_context(|| format!("removing {path}, which this commit replaces"))?;
@@ -56,10 +52,77 @@ impl Run<'_> {
         let done = HourCommit {
             state: CommitState::Committed,
             updated_at: Utc::now(),
+            table_version: Some(version),
             ..claim
         };
         self.write_own(&done).await?;
+        self.checkpoint_if_due(version).await;
         Ok(done)
+    }
+
+    /// The hour's Delta commit: the run's parts added, those its claim replaces removed, the
+    /// hour's transaction at the claim's generation. Returns the table's version.
+    async fn commit_to_table(
+        &self,
+        claim: &HourCommit,
+        outputs: &Outputs,
+        base: Option<u64>,
+    ) -> anyhow::Result<u64> {
+        let adds: Vec<DataFile> = outputs
+            .parts
+            .iter()
+            .filter_map(|p| p.data.clone())
+            .collect();
+        let result = HourResult {
+            hour: self.hour,
+            generation: claim.generation,
+            run_id: self.run_id,
+            adds: &adds,
+            removes: &claim.replaced,
+            parts_schema: &outputs.schema,
+            info: serde_json::json!({
+                "hour": self.hour,
+                "run_id": self.run_id,
+                "generation": claim.generation,
+                "source": claim.source,
+                "more_sources": claim.more_sources,
+                "counts": claim.counts,
+                "by_source": claim.by_source,
+                "quarantine": claim.quarantine,
+                "event_ids": claim.event_ids,
+                "dropped_ids": claim.dropped_ids,
+            }),
+        };
+        match lake::commit::commit_hour(&self.table(), base, &result).await? {
+            Landed::At(version) => Ok(version),
+            Landed::TakenOver {
+                generation,
+                version,
+            } => anyhow::bail!(
+                "another run took {} over while this one was committing it (generation {generation}, table version {version})",
+                self.hour
+            ),
+        }
+    }
+
+    /// Every [`lake::schema::CHECKPOINT_INTERVAL`]-th version: a checkpoint, and the log's
+    /// expired commits removed. Best effort: the next due commit tries again.
+    async fn checkpoint_if_due(&self, version: u64) {
+        if !lake::upkeep::checkpoint_due(version) {
+            return;
+        }
+        match lake::upkeep::checkpoint(&self.table()).await {
+            Ok((at, removed)) => {
+                tracing::info!(version = at, removed, "wrote a checkpoint of the table")
+            }
+            Err(error) => {
+                tracing::warn!(
+                    version,
+                    error = format!("{error:#}"),
+                    "could not write a checkpoint"
+                )
+            }
+        }
     }
 
     /// Extends the claim's lease by a write conditional on its generation: it fails when
@@ -168,8 +231,11 @@ impl Run<'_> {
     pub(super) async fn give_way(&self, outputs: &Outputs, ids_key: &str) {
         discard(&self.lake.store, &outputs.parts).await;
         discard(&self.lake.store, outputs.quarantine.as_slice()).await;
-        if let Err(error) = delete_if_present(&self.lake.store, &Path::from(ids_key)).await {
-            tracing::warn!(ids_key, %error, "could not remove this run's event ids");
+        for key in [ids_key.to_string(), dropped_key(ids_key)] {
+            if let Err(error) = delete_if_present(&self.lake.store, &Path::from(key.as_str())).await
+            {
+                tracing::warn!(key, %error, "could not remove this run's event ids");
+            }
         }
     }
 
@@ -179,10 +245,13 @@ impl Run<'_> {
     pub(super) async fn clean_up(&self, ids_key: &str, replaced_ids: Option<String>) {
         let store = &self.lake.store;
         if let Some(old) = replaced_ids.filter(|old| old != ids_key) {
-            if let Err(error) = delete_if_present(store, &Path::from(old.as_str())).await {
-                tracing::warn!(old, %error, "could not remove the replaced event ids");
+            for old in [dropped_key(&old), old] {
+                if let Err(error) = delete_if_present(store, &Path::from(old.as_str())).await {
+                    tracing::warn!(old, %error, "could not remove the replaced event ids");
+                }
             }
         }
+        let dropped = dropped_key(ids_key);
         let prefixes = [
             staging_prefix(&self.options.curated_prefix, self.hour),
             event_ids_prefix(&self.options.curated_prefix, self.hour),
@@ -202,7 +271,8 @@ impl Run<'_> {
                 }
             };
             for meta in listed {
-                if meta.location.as_ref() == ids_key || meta.last_modified >= stale_before {
+                let own = meta.location.as_ref() == ids_key || meta.location.as_ref() == dropped;
+                if own || meta.last_modified >= stale_before {
                     continue;
                 }
                 if let Err(error) = delete_if_present(store, &meta.location).await {

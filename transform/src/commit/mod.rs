@@ -12,13 +12,16 @@
 //!    or a newer raw object, and otherwise claims over it; when a neighbour has committed one of
 //!    its events meanwhile (or no longer holds one it dropped), the hour is done again
 //!    ([`NeighbourCommitted`]). The rules are in `rules.rs`.
-//! 2. **complete** (`complete.rs`): each staged object is moved into place, each step after
-//!    renewing the claim's lease by a write conditional on its generation (so a run that was
-//!    taken over stops), the parts of earlier runs not written again are removed, and the record
-//!    is marked `committed`.
+//! 2. **complete** (`complete.rs`): after renewing the claim's lease by a write conditional on
+//!    its generation (so a run that was taken over stops), one Delta commit adds the run's parts
+//!    (written in place, under names of their own run) and removes the hour's earlier ones
+//!    ([`lake::commit::commit_hour`]: a reader sees the table before or after it, never a mix);
+//!    then the quarantine is moved into place and the record is marked `committed`.
 //!
 //! A crash leaves the record `committing`; the next run of the hour takes over once its lease has
-//! run out, and removes every part the interrupted run or its predecessors left.
+//! run out, and its commit removes every part the interrupted run or its predecessors named. The
+//! table's transaction for the hour (its generation) stops a run that lost its claim from
+//! landing over a newer one, whatever its requests' timing.
 
 mod complete;
 mod rules;
@@ -97,6 +100,8 @@ pub(crate) struct Outputs {
     pub dropped_ids: Vec<i64>,
     pub counts: CommitCounts,
     pub by_source: Vec<SourceCount>,
+    /// The parts' columns (the table's schema when the table is new).
+    pub schema: datafusion::arrow::datatypes::SchemaRef,
 }
 
 pub(crate) enum Committed {
@@ -124,6 +129,19 @@ pub(crate) struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// The run's token in its parts' names (the run id without punctuation).
+    pub fn part_token(&self) -> String {
+        self.run_id
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect()
+    }
+
+    /// The table the hour is committed to.
+    pub fn table(&self) -> lake::Table {
+        self.lake.table(&self.options.curated_prefix)
+    }
+
     /// The run's staging folder: `_staging/ghactivity/2024-03-05-14/RUN/`.
     pub fn staging_dir(&self) -> String {
         format!(
@@ -235,6 +253,7 @@ impl Run<'_> {
             )
             .await
             .with_context(|| format!("writing {ids_key}"))?;
+        let dropped_key = self.write_dropped_ids(&ids_key, &outputs).await?;
         let ours: Vec<String> = outputs.parts.iter().map(|p| p.target.to_string()).collect();
         let near = self.parts_near(&ours).await?;
         let template = HourCommit {
@@ -251,10 +270,15 @@ impl Run<'_> {
             parts: ours,
             quarantine: outputs.quarantine.as_ref().map(|q| q.target.to_string()),
             event_ids: Some(ids_key.clone()),
+            dropped_ids: dropped_key,
+            table_version: None,
             replaced: Vec::new(),
             staging: self.staging_dir(),
             counts: outputs.counts,
         };
+        // The log's version before the claim: any commit of the hour by a run that takes over
+        // from this one comes after it.
+        let base = lake::log::latest_version(&self.table()).await?;
         let (record, replaced_ids) = match self.claim(begun, template, &near, &outputs).await {
             Ok(Claim::Won(record, replaced_ids)) => (*record, replaced_ids),
             Ok(Claim::Superseded { reason, generation }) => {
@@ -269,12 +293,34 @@ impl Run<'_> {
             // the next run of the hour to take over or clear.
             Err(e) => return Err(e),
         };
-        let done = self.complete(record, &outputs).await?;
+        let done = self.complete(record, &outputs, base).await?;
         self.clean_up(&ids_key, replaced_ids).await;
         Ok(Committed::Done {
             generation: done.generation,
             parts: done.parts,
         })
+    }
+
+    /// The `event_id`s the run dropped for its neighbours, beside its own list (`None` when it
+    /// dropped none).
+    async fn write_dropped_ids(
+        &self,
+        ids_key: &str,
+        outputs: &Outputs,
+    ) -> anyhow::Result<Option<String>> {
+        if outputs.dropped_ids.is_empty() {
+            return Ok(None);
+        }
+        let key = dropped_key(ids_key);
+        self.lake
+            .store
+            .put(
+                &Path::from(key.as_str()),
+                PutPayload::from(encode_event_ids(&outputs.dropped_ids)),
+            )
+            .await
+            .with_context(|| format!("writing {key}"))?;
+        Ok(Some(key))
     }
 
     /// Writes the record as `committing` (see the module's documentation).
@@ -427,6 +473,12 @@ impl Run<'_> {
         }
         Ok(found)
     }
+}
+
+/// The key of a run's dropped `event_id`s, from the key of its own: `RUN.ids` → `RUN.dropped`.
+pub(crate) fn dropped_key(ids_key: &str) -> String {
+    let stem = ids_key.strip_suffix(".ids").unwrap_or(ids_key);
+    format!("{stem}.dropped")
 }
 
 fn superseded(reason: String, current: &HourCommit) -> Claim {

@@ -125,6 +125,8 @@ mod tests {
             parts: vec![],
             quarantine: None,
             event_ids: None,
+            dropped_ids: None,
+            table_version: None,
             replaced: vec![],
             staging: String::new(),
             counts: CommitCounts::default(),

@@ -30,6 +30,7 @@ impl World {
             lake: Lake {
                 store: Arc::new(InMemory::new()),
                 commits: Arc::new(commits),
+                place: lake::Place::Memory,
             },
             options: TransformOptions::default(),
             _state: state,

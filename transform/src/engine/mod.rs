@@ -60,11 +60,13 @@ pub(crate) async fn encode(
         hour: file.hour,
         curated_prefix: options.curated_prefix.clone(),
         staging_dir: run.staging_dir(),
+        run: run.part_token(),
         committed_nearby: begun.committed_nearby.clone(),
     };
     let rejects = Staged {
         staging: target.staging_for(&rejects_key),
         target: Path::from(rejects_key.as_str()),
+        data: None,
     };
     let quarantine = open_quarantine(&target, rejects.staging.clone());
     let sources: Vec<String> = file.files.iter().map(|f| f.source.clone()).collect();
@@ -187,7 +189,7 @@ async fn finish_quarantine(
     rejects: Staged,
 ) -> anyhow::Result<Option<Staged>> {
     let finished = blocking(move || -> std::io::Result<bool> {
-        let Some(object) = quarantine.finish()? else {
+        let Some(mut object) = quarantine.finish()? else {
             return Ok(false);
         };
         object.finish()?;
@@ -269,6 +271,7 @@ impl Done {
         summary.quarantine = self.quarantine.as_ref().map(|q| q.target.to_string());
         summary.sources = self.by_source.clone();
         Outputs {
+            schema: self.encoded.schema.clone(),
             by_source: self.by_source,
             parts: self.encoded.parts,
             quarantine: self.quarantine,

@@ -1,14 +1,17 @@
 //! `elt verify`: audits a range of hours against the promise that every event appears once.
 //!
 //! For each hour: its raw file is there (or GHArchive is known never to have had it), its commit
-//! is complete, the Parquet parts the commit names are there and hold the rows it counted; across
-//! the range no `event_id` appears twice; the table's partitions hold no object that no commit
-//! wrote; no run left staged objects older than the transform's timeout. Per hour it also says
+//! is complete, the Delta table holds exactly the parts the commit names at its generation
+//! (`table.rs`), and they are there and hold the rows it counted; the events it dropped as
+//! duplicates of a neighbour are still the neighbour's (`lost_across_hours`); across the range
+//! no `event_id` appears twice; the table's partitions hold no file the table does not reference
+//! (orphans, which `elt vacuum` removes); no run left staged objects older than the transform's
+//! timeout. Per hour it also says
 //! which sources' files are in the raw store and what the commit took from each (a file the
 //! commit did not read is a finding: a late source not transformed yet), and warns of hours that
 //! fell by more than half against the same hour a day and a week before ([`crate::health`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,16 +20,11 @@ use anyhow::Context;
 use chrono::Utc;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
-use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
-use datafusion::parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use datafusion::parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::errors::ParquetError;
-use datafusion::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
-use events::commits::{commit_key, staging_prefix, CommitState, HourCommit};
+use events::commits::{staging_prefix, CommitState, HourCommit};
 use events::completeness::Completeness;
-use events::{Day, Hour};
-use futures::future::BoxFuture;
-use futures::FutureExt;
+use events::Hour;
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -34,6 +32,8 @@ use serde::Serialize;
 use transform::raw_hour::{self, HourFile};
 
 use crate::health;
+
+mod table;
 
 /// Requests in flight at once.
 const CONCURRENCY: usize = 16;
@@ -43,6 +43,8 @@ pub struct Audit {
     pub raw: Arc<dyn ObjectStore>,
     pub raw_prefix: String,
     pub curated: Arc<dyn ObjectStore>,
+    /// Where `curated` is, for opening the table.
+    pub place: lake::Place,
     pub commits: Arc<dyn CommitStore>,
     pub curated_prefix: String,
     pub rejects_prefix: String,
@@ -75,6 +77,9 @@ pub struct HourReport {
     pub rows_recorded: Option<u64>,
     /// Rows found in the parts it names.
     pub rows_found: u64,
+    /// The table's version holding the hour's result.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_version: Option<u64>,
     pub parts: usize,
     /// Each source's file of the hour: in the raw store, read by the commit, or both.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -130,7 +135,15 @@ pub enum FindingKind {
     PartMissing,
     RowCount,
     DuplicateEvent,
-    UncommittedObject,
+    /// A data file in the table's folders that the table does not reference (a run that died
+    /// before its commit, a planted copy): `elt vacuum` removes it once past the retention.
+    Orphan,
+    /// The table and the hour's commit record disagree: a part one names and the other not, a
+    /// file the table holds that no hour's commit wrote, or another generation.
+    TableDiffers,
+    /// Events the hour's commit dropped as duplicates of a neighbouring hour that the neighbour
+    /// no longer holds (it was transformed again since): transform the hour again.
+    LostAcrossHours,
     Quarantine,
     StagedLeftover,
     /// A source's file of the hour is in the raw store, the hour's commit did not read it.
@@ -162,6 +175,12 @@ impl Audit {
         let wanted = health::with_baselines(&hours);
         let records =
             health::commit_records(self.commits.as_ref(), &self.curated_prefix, wanted).await?;
+        let table = lake::Table::new(
+            self.curated.clone(),
+            &self.curated_prefix,
+            self.place.clone(),
+        );
+        let state = lake::snapshot::load(&table).await?;
         let mut reports = Vec::new();
         let mut seen: HashMap<i64, Hour> = HashMap::new();
         let mut duplicates: BTreeMap<(Hour, Hour), (u64, i64)> = BTreeMap::new();
@@ -169,6 +188,9 @@ impl Audit {
             let record = records.get(hour);
             let raw = raw_state(*hour, &files);
             let (mut report, scans) = self.audit_hour(*hour, raw, record, &mut findings).await?;
+            table::hour_in_table(state.as_ref(), *hour, record, &mut findings).await?;
+            self.lost_across_hours(*hour, record, &records, &mut findings)
+                .await?;
             report.sources = source_reports(&files, record);
             sources_not_read(&report, record, &mut findings);
             report.completeness = health::completeness(*hour, &records);
@@ -191,7 +213,8 @@ impl Audit {
                 ),
             });
         }
-        self.uncommitted_objects(from, to, &records, &mut findings)
+        table::files_no_hour_wrote(state.as_ref(), &hours, &mut findings);
+        self.orphans(from, to, state.as_ref(), &mut findings)
             .await?;
         self.staged_leftovers(&hours, &mut findings).await?;
         Ok(Report {
@@ -239,6 +262,7 @@ impl Audit {
             generation: record.map(|r| r.generation),
             rows_recorded: record.map(|r| r.counts.rows),
             rows_found: 0,
+            table_version: record.and_then(|r| r.table_version),
             parts: record.map_or(0, |r| r.parts.len()),
             sources: Vec::new(),
             completeness: None,
@@ -334,11 +358,7 @@ impl Audit {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(anyhow::Error::from(e).context(format!("reading {key}"))),
         };
-        let reader = PartReader {
-            store: self.curated.clone(),
-            path,
-            size: meta.size,
-        };
+        let reader = lake::reader::PartReader::new(self.curated.clone(), path, meta.size);
         let builder = ParquetRecordBatchStreamBuilder::new(reader)
             .await
             .with_context(|| format!("reading the Parquet footer of {key}"))?;
@@ -366,55 +386,6 @@ impl Audit {
             }
         }
         Ok(Some(PartScan { rows, event_ids }))
-    }
-
-    /// Objects in the partitions of the range's days (and the days either side) that no commit
-    /// names: planted copies, parts of runs that never committed, strays.
-    async fn uncommitted_objects(
-        &self,
-        from: Hour,
-        to: Hour,
-        records: &BTreeMap<Hour, HourCommit>,
-        findings: &mut Vec<Finding>,
-    ) -> anyhow::Result<()> {
-        let mut committed: BTreeSet<String> = records
-            .values()
-            .flat_map(|r| r.parts.iter().cloned())
-            .collect();
-        let mut looked_up: BTreeSet<Hour> = records.keys().copied().collect();
-        for day in days_around(from, to) {
-            let prefix = day.partition_prefix(&self.curated_prefix);
-            let listed: Vec<String> = self
-                .curated
-                .list(Some(&Path::from(prefix.as_str())))
-                .map_ok(|meta| meta.location.to_string())
-                .try_collect()
-                .await
-                .with_context(|| format!("listing {prefix}"))?;
-            for key in listed {
-                if committed.contains(&key) {
-                    continue;
-                }
-                // A part of an hour outside the range: that hour's commit decides.
-                if let Some(hour) = part_hour(&key).filter(|h| looked_up.insert(*h)) {
-                    if let Some(record) =
-                        commit_of(self.commits.as_ref(), &self.curated_prefix, hour).await?
-                    {
-                        committed.extend(record.parts);
-                        if committed.contains(&key) {
-                            continue;
-                        }
-                    }
-                }
-                findings.push(Finding {
-                    kind: FindingKind::UncommittedObject,
-                    hour: part_hour(&key),
-                    detail: "in the table, but no commit wrote it".into(),
-                    key: Some(key),
-                });
-            }
-        }
-        Ok(())
     }
 
     /// Staged objects older than the stale age under the range's hours.
@@ -450,73 +421,6 @@ impl Audit {
         }
         Ok(())
     }
-}
-
-/// A Parquet part read through the object store by ranges: the footer, then one column.
-struct PartReader {
-    store: Arc<dyn ObjectStore>,
-    path: Path,
-    size: u64,
-}
-
-impl AsyncFileReader for PartReader {
-    fn get_bytes(
-        &mut self,
-        range: std::ops::Range<u64>,
-    ) -> BoxFuture<'_, datafusion::parquet::errors::Result<bytes::Bytes>> {
-        async move {
-            self.store
-                .get_range(&self.path, range)
-                .await
-                .map_err(|e| ParquetError::External(Box::new(e)))
-        }
-        .boxed()
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            let size = self.size;
-            let metadata = ParquetMetaDataReader::new()
-                .with_arrow_reader_options(options)
-                .load_and_finish(self, size)
-                .await?;
-            Ok(Arc::new(metadata))
-        }
-        .boxed()
-    }
-}
-
-/// The days of the range's hours and the days either side: where their parts fall.
-fn days_around(from: Hour, to: Hour) -> Vec<Day> {
-    let last = to.date().next();
-    let mut days = vec![from.date().previous()];
-    while let Some(&day) = days.last() {
-        if day >= last || day.next() == day {
-            break;
-        }
-        days.push(day.next());
-    }
-    days
-}
-
-/// The source hour of a part key (`…/part-2024-03-05-14-0000.snappy.parquet`).
-fn part_hour(key: &str) -> Option<Hour> {
-    let name = key.rsplit('/').next()?.strip_prefix("part-")?;
-    let (hour, _) = name.rsplit_once('-')?;
-    let hour: Hour = hour.parse().ok()?;
-    hour.part_index(key.rsplit('/').next()?).map(|_| hour)
-}
-
-/// The commit record of `hour` in the table at `curated_prefix`.
-async fn commit_of(
-    commits: &dyn CommitStore,
-    curated_prefix: &str,
-    hour: Hour,
-) -> anyhow::Result<Option<HourCommit>> {
-    commits.get_commit(&commit_key(curated_prefix, hour)).await
 }
 
 /// Whether any source's file of `hour` is there, or GHArchive is known never to have had it.
