@@ -217,19 +217,52 @@ fn glue_table_columns_are_the_parquet_schema_the_transform_writes() {
         .map(|n| (n.to_string(), "int".to_string()))
         .collect();
     assert_eq!(partitions, expected);
+    // A Delta table at the table's folder, whose log declares the same columns and partitions.
     let parameters = &input["Parameters"];
-    assert_eq!(str_of(&parameters["projection.enabled"]), "true");
-    for (column, digits) in [("month", "2"), ("dayofmonth", "2")] {
-        assert_eq!(
-            str_of(&parameters[format!("projection.{column}.digits").as_str()]),
-            digits
-        );
-    }
-    let location = format!("{:?}", parameters["storage.location.template"]);
-    assert!(
-        location.contains("year=${!year}/month=${!month}/dayofmonth=${!dayofmonth}/"),
-        "{location}"
+    assert_eq!(str_of(&parameters["table_type"]), "DELTA");
+    let location = format!("{:?}", input["StorageDescriptor"]["Location"]);
+    assert!(location.contains("${CuratedPrefix}"), "{location}");
+    let logged = delta_log_columns(&lake.join("lake/ghactivity"));
+    let (logged_partitions, logged_columns): (Vec<_>, Vec<_>) = logged
+        .into_iter()
+        .partition(|(name, _)| ["year", "month", "dayofmonth"].contains(&name.as_str()));
+    assert_eq!(
+        logged_columns, declared,
+        "the log's columns are the Glue table's"
     );
+    assert_eq!(
+        logged_partitions, partitions,
+        "the log's partitions are the Glue table's"
+    );
+}
+
+/// The columns of the Delta table's schema (its first commit's `metaData`), in Athena's types.
+fn delta_log_columns(table: &Path) -> Vec<(String, String)> {
+    let first = std::fs::read_to_string(table.join("_delta_log/00000000000000000000.json"))
+        .expect("the table's first commit");
+    let metadata: serde_json::Value = first
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find_map(|a| a.get("metaData").cloned())
+        .expect("a metaData action");
+    let schema: serde_json::Value =
+        serde_json::from_str(metadata["schemaString"].as_str().unwrap()).unwrap();
+    schema["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let kind = match &f["type"] {
+                serde_json::Value::String(t) => match t.as_str() {
+                    "long" => "bigint".to_string(),
+                    "integer" => "int".to_string(),
+                    other => other.to_string(),
+                },
+                t => format!("array<{}>", t["elementType"].as_str().unwrap()),
+            };
+            (f["name"].as_str().unwrap().to_string(), kind)
+        })
+        .collect()
 }
 
 #[test]

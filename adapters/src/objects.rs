@@ -9,7 +9,7 @@ use anyhow::Context;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use object_store::aws::{AmazonS3Builder, AwsCredential, S3CopyIfNotExists};
 use object_store::local::LocalFileSystem;
-use object_store::CredentialProvider;
+use object_store::{ClientOptions, CredentialProvider, RetryConfig};
 use object_store::{ObjectStore, ObjectStoreExt};
 
 /// The S3 bucket `bucket`, with the AWS SDK's credentials and region: the same chain as every
@@ -23,7 +23,9 @@ pub fn s3(sdk: &aws_config::SdkConfig, bucket: &str) -> anyhow::Result<Arc<dyn O
     // has honoured since 2024: the ingest's backfill stores an hour only once that way.
     let mut builder = AmazonS3Builder::from_env()
         .with_bucket_name(bucket)
-        .with_copy_if_not_exists(S3CopyIfNotExists::Multipart);
+        .with_copy_if_not_exists(S3CopyIfNotExists::Multipart)
+        .with_retry(bounded_retries())
+        .with_client_options(ClientOptions::new().with_timeout(REQUEST_TIMEOUT));
     if let Some(credentials) = sdk.credentials_provider() {
         builder = builder.with_credentials(Arc::new(SdkCredentials {
             provider: credentials,
@@ -48,6 +50,21 @@ pub fn s3(sdk: &aws_config::SdkConfig, bucket: &str) -> anyhow::Result<Arc<dyn O
         .build()
         .with_context(|| format!("configuring S3 for bucket {bucket}"))?;
     Ok(Arc::new(store))
+}
+
+/// One S3 request's longest wait for an answer.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Retries of a failed request end within a minute of its first try (object_store's default is
+/// three minutes): together with the request timeout, no request outlives a commit's lease
+/// (`COMMIT_LEASE_SECONDS`, 120) by retrying. A late one does no harm to the table either (its
+/// log version is written only if absent), but it would keep a run going that has lost its hour.
+fn bounded_retries() -> RetryConfig {
+    RetryConfig {
+        max_retries: 5,
+        retry_timeout: Duration::from_secs(60),
+        ..RetryConfig::default()
+    }
 }
 
 /// The SDK's credentials for `object_store`, kept until five minutes before they expire (the

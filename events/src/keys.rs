@@ -174,6 +174,15 @@ pub fn part_hour(file_name: &str) -> Option<Hour> {
     hour.part_index(file_name).map(|_| hour)
 }
 
+/// A part's name without the run that wrote it (`part-HOUR-NNNN-RUN.snappy.parquet` →
+/// `part-HOUR-NNNN.snappy.parquet`, the older layout's name): the slot the file fills, whichever
+/// run filled it.
+pub fn part_slot(file_name: &str) -> Option<String> {
+    let hour = part_hour(file_name)?;
+    let index = hour.part_index(file_name)?;
+    Some(format!("part-{hour}-{index:04}.snappy.parquet"))
+}
+
 impl fmt::Display for Hour {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}-{}", self.0.format("%Y-%m-%d"), self.hour())
@@ -358,6 +367,10 @@ mod tests {
         assert_eq!(part_hour("part-2024-03-05-14-0012.snappy.parquet"), Some(h));
         assert_eq!(part_hour("part-2024-03-05-14.snappy.parquet"), None);
         assert_eq!(part_hour("other.parquet"), None);
+        assert_eq!(
+            part_slot("part-2024-03-05-14-0012-a1b2.snappy.parquet").as_deref(),
+            Some("part-2024-03-05-14-0012.snappy.parquet")
+        );
         assert_eq!(
             h.part_index("part-2024-03-05-14-0012-.snappy.parquet"),
             None

@@ -12,7 +12,7 @@ pub mod notifications;
 pub mod sources;
 
 pub use gaps::known_gap;
-pub use keys::{part_hour, Compression, Day, Hour, HourError, FIRST_HOUR};
+pub use keys::{part_hour, part_slot, Compression, Day, Hour, HourError, FIRST_HOUR};
 use serde::{Deserialize, Serialize};
 
 /// Default key prefix of raw hour files in the raw bucket.

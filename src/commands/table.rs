@@ -124,7 +124,7 @@ impl MigrateArgs {
         let mut existing = Vec::new();
         for hour in hours {
             if let Some(state) = &state {
-                if state.generation(hour).await?.is_some() {
+                if state.generation(hour).is_some() {
                     report.already += 1;
                     continue;
                 }

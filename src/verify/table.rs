@@ -65,7 +65,7 @@ pub(super) async fn hour_in_table(
             ),
         );
     }
-    let generation = state.generation(hour).await?;
+    let generation = state.generation(hour);
     if generation != Some(record.generation) {
         note(
             None,
@@ -114,8 +114,14 @@ impl Audit {
         state: Option<&TableState>,
         findings: &mut Vec<Finding>,
     ) -> anyhow::Result<()> {
+        // Files a commit removed stay for readers of older versions until a vacuum: not orphans.
         let referenced: HashSet<&str> = state
-            .map(|s| s.files.iter().map(|f| f.key.as_str()).collect())
+            .map(|s| {
+                let current = s.files.iter().map(|f| f.key.as_str());
+                current
+                    .chain(s.removed.iter().map(String::as_str))
+                    .collect()
+            })
             .unwrap_or_default();
         for day in days_around(from, to) {
             let prefix = day.partition_prefix(&self.curated_prefix);

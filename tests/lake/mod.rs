@@ -82,16 +82,70 @@ impl Lake {
         }
         Ok(summaries)
     }
-    /// Every file of the table and its quarantine, relative path → bytes: what readers see
-    /// (not the job state, the runs' staging or their event-id lists).
+    /// What readers see, relative path → bytes: the parts the table references (named without
+    /// the run that wrote them, so that two runs of one file compare equal), the quarantine, and
+    /// whatever else is in the lake but the table's log, the job state, the runs' staging and
+    /// their event-id lists.
     pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        let referenced = self.table_keys();
         let mut files = self.all_files();
         files.retain(|k, _| {
             !(k.starts_with("state.sqlite")
                 || k.starts_with("_staging/")
-                || k.starts_with("_commits/"))
+                || k.starts_with("_commits/")
+                || k.contains("/_delta_log/")
+                || (k.starts_with("ghactivity/") && !referenced.contains(k)))
         });
         files
+            .into_iter()
+            .map(|(k, v)| (without_run(&k), v))
+            .collect()
+    }
+
+    /// `elt vacuum --apply` with no retention: what killed or failed runs left goes (nobody else
+    /// reads a test's lake). Returns the keys removed.
+    pub fn vacuum_now(&self) -> Vec<String> {
+        let out = elt(&[
+            "vacuum",
+            "--lake",
+            self.lake().to_str().unwrap(),
+            "--retention-hours",
+            "0",
+            "--apply",
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The keys of the parts the table's newest version references.
+    pub fn table_keys(&self) -> BTreeSet<String> {
+        let table = lake::table(&self.lake(), "ghactivity/").unwrap();
+        // A thread of its own: the callers may be inside a runtime already.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    match runtime.block_on(::lake::snapshot::load(&table)).unwrap() {
+                        Some(state) => state.files.into_iter().map(|f| f.key).collect(),
+                        None => BTreeSet::new(),
+                    }
+                })
+                .join()
+                .unwrap()
+        })
     }
 
     /// Every file under the lake folder.
@@ -118,10 +172,10 @@ impl Lake {
     /// The hours' commit records, for the hours whose parts are in the lake.
     pub fn commits(&self) -> BTreeMap<String, HourCommit> {
         let hours: BTreeSet<String> = self
-            .files()
+            .all_files()
             .keys()
-            .filter_map(|k| k.rsplit('/').next()?.strip_prefix("part-"))
-            .filter_map(|name| Some(name.rsplit_once('-')?.0.to_string()))
+            .filter_map(|k| events::part_hour(k.rsplit('/').next()?))
+            .map(|hour| hour.to_string())
             .collect();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -139,10 +193,22 @@ impl Lake {
     }
 
     /// The keys of the table and quarantine, checked against the hours' commit records: every
-    /// part there is was written by a commit that is complete, and every part a commit names is
-    /// there.
+    /// part the table references was written by a commit that is complete, and every part a
+    /// commit names is in the table and there.
     pub fn data_keys(&self) -> Vec<String> {
-        let files = self.files();
+        let referenced = self.table_keys();
+        let mut files = self.all_files();
+        files.retain(|k, _| {
+            !(k.starts_with("state.sqlite")
+                || k.starts_with("_staging/")
+                || k.starts_with("_commits/")
+                || k.contains("/_delta_log/")
+                || (k.starts_with("ghactivity/") && !referenced.contains(k)))
+        });
+        assert!(
+            referenced.iter().all(|k| files.contains_key(k)),
+            "every part the table references is there"
+        );
         let mut recorded = BTreeSet::new();
         for (hour, record) in self.commits() {
             assert_eq!(record.state, CommitState::Committed, "{hour}: {record:?}");
@@ -225,6 +291,17 @@ impl Lake {
             found.insert(date, n);
         }
         found
+    }
+}
+
+/// A part's key without the run in its name (`…/part-HOUR-NNNN-RUN.snappy.parquet` →
+/// `…/part-HOUR-NNNN.snappy.parquet`); other keys as they are.
+pub fn without_run(key: &str) -> String {
+    let (folder, name) = key.rsplit_once('/').unwrap_or(("", key));
+    match (events::part_slot(name), folder) {
+        (Some(slot), "") => slot,
+        (Some(slot), folder) => format!("{folder}/{slot}"),
+        (None, _) => key.to_string(),
     }
 }
 

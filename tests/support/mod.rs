@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -20,6 +20,72 @@ use adapters::DynamoJobStore;
 pub struct Moto {
     pub endpoint: String,
     _child: Mutex<Child>,
+}
+
+/// The curated table in `bucket` as readers see it, key → bytes: the parts its newest version
+/// references (named by their slot, without the run: two runs of one file compare equal), and
+/// the other objects but its log, the runs' staging and their event-id lists.
+pub async fn table_objects(bucket: &str) -> BTreeMap<String, Vec<u8>> {
+    use futures::TryStreamExt;
+    use object_store::{ObjectStore, ObjectStoreExt};
+    let store: std::sync::Arc<dyn ObjectStore> = std::sync::Arc::new(s3_store(bucket));
+    let table = lake::Table::new(
+        store.clone(),
+        "ghactivity/",
+        lake::Place::Bucket(bucket.into()),
+    );
+    let referenced: std::collections::BTreeSet<String> =
+        match lake::snapshot::load(&table).await.unwrap() {
+            Some(state) => state.files.into_iter().map(|f| f.key).collect(),
+            None => Default::default(),
+        };
+    let listed: Vec<_> = store.list(None).try_collect().await.unwrap();
+    let mut objects = BTreeMap::new();
+    for meta in listed {
+        let key = meta.location.to_string();
+        let internal = key.starts_with("_staging/")
+            || key.starts_with("_commits/")
+            || key.contains("/_delta_log/")
+            || (key.starts_with("ghactivity/") && !referenced.contains(&key));
+        if internal {
+            continue;
+        }
+        let bytes = store
+            .get(&meta.location)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let (folder, name) = key.rsplit_once('/').unwrap_or(("", &key));
+        let key = match events::part_slot(name) {
+            Some(slot) => format!("{folder}/{slot}"),
+            None => key.clone(),
+        };
+        objects.insert(key, bytes.to_vec());
+    }
+    objects
+}
+
+/// Part keys by their slot (without the run that wrote them).
+pub fn slots(keys: &[String]) -> Vec<String> {
+    keys.iter()
+        .map(|key| {
+            let (folder, name) = key.rsplit_once('/').unwrap_or(("", key));
+            match events::part_slot(name) {
+                Some(slot) => format!("{folder}/{slot}"),
+                None => key.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Trials of a many-trial fault test: a handful in CI, `ELT_TRIALS` for longer runs.
+pub fn trials(default: usize) -> usize {
+    std::env::var("ELT_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The moto server of this test binary. It dies with the binary (PR_SET_PDEATHSIG).

@@ -281,7 +281,7 @@ mod tests {
             }
         }
         let mut rejects = Vec::new();
-        if let Some(object) = quarantine.into_inner().unwrap().finish().unwrap() {
+        if let Some(mut object) = quarantine.into_inner().unwrap().finish().unwrap() {
             object.finish().unwrap();
             let bytes = runtime.block_on(async {
                 store
