@@ -455,3 +455,32 @@ fn migrate_turns_a_lake_of_the_older_layout_into_the_table_in_place() {
         rows_of(&summaries)
     );
 }
+
+#[test]
+fn every_hundredth_commit_writes_a_checkpoint_that_readers_and_verify_use() {
+    let lake = Lake::new();
+    let first: events::Hour = "2025-07-01-0".parse().unwrap();
+    let hours: Vec<events::Hour> = std::iter::successors(Some(first), |h| Some(h.next()))
+        .take(102)
+        .collect();
+    let raws: Vec<PathBuf> = hours
+        .iter()
+        .map(|h| {
+            let name = h.to_string();
+            lake.write_raw(&format!("{name}.json.gz"), &support::gzip_lines(&name, 3))
+        })
+        .collect();
+    let refs: Vec<&Path> = raws.iter().map(PathBuf::as_path).collect();
+    let summaries = lake.transform(&refs, &[]).unwrap();
+    let log = lake.lake().join("ghactivity/_delta_log");
+    assert!(log.join("00000000000000000100.checkpoint.parquet").exists());
+    let last: Value =
+        serde_json::from_slice(&std::fs::read(log.join("_last_checkpoint")).unwrap()).unwrap();
+    assert_eq!(last["version"], 100);
+    let table = lake.lake().join("ghactivity");
+    assert_eq!(python_rows(table.to_str().unwrap(), None), rows_of(&summaries));
+    // verify reads each hour's generation from the checkpoint and the commits after it.
+    let from = hours[0].to_string();
+    let to = hours[hours.len() - 1].to_string();
+    assert!(findings(&lake, &from, &to).is_empty());
+}
