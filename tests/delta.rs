@@ -478,7 +478,10 @@ fn every_hundredth_commit_writes_a_checkpoint_that_readers_and_verify_use() {
         serde_json::from_slice(&std::fs::read(log.join("_last_checkpoint")).unwrap()).unwrap();
     assert_eq!(last["version"], 100);
     let table = lake.lake().join("ghactivity");
-    assert_eq!(python_rows(table.to_str().unwrap(), None), rows_of(&summaries));
+    assert_eq!(
+        python_rows(table.to_str().unwrap(), None),
+        rows_of(&summaries)
+    );
     // verify reads each hour's generation from the checkpoint and the commits after it.
     let from = hours[0].to_string();
     let to = hours[hours.len() - 1].to_string();
