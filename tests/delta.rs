@@ -228,18 +228,7 @@ fn a_reader_sees_whole_hours_while_the_hour_is_transformed_again_and_runs_are_ki
     let polled = stop_poller(child, &out, &stop);
     assert_only_whole(&polled, whole);
     assert_eq!(python_rows(table.to_str().unwrap(), None), whole);
-    let verify = elt(&[
-        "verify",
-        "--lake",
-        lake.lake().to_str().unwrap(),
-        "--from",
-        "2024-04-02-7",
-        "--to",
-        "2024-04-02-7",
-        "--format",
-        "json",
-    ]);
-    let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    let (_, report) = lake.verify_json("2024-04-02-7", "2024-04-02-7");
     let kinds: Vec<&str> = report["findings"]
         .as_array()
         .unwrap()
@@ -316,19 +305,7 @@ fn lines_of(bytes: &[u8]) -> Vec<String> {
 }
 
 fn findings(lake: &Lake, from: &str, to: &str) -> Vec<Value> {
-    let out = elt(&[
-        "verify",
-        "--lake",
-        lake.lake().to_str().unwrap(),
-        "--from",
-        from,
-        "--to",
-        to,
-        "--format",
-        "json",
-    ]);
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("a report: {}", String::from_utf8_lossy(&out.stderr)));
+    let (_, report) = lake.verify_json(from, to);
     // The raw files of these tests are outside the lake.
     report["findings"]
         .as_array()

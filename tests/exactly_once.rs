@@ -55,20 +55,7 @@ fn event_ids(lines: &str) -> BTreeSet<String> {
 
 /// `elt verify` on a local lake; its exit status and report.
 fn verify_local(lake: &Lake, from: &str, to: &str) -> (bool, serde_json::Value) {
-    let out = lake::elt(&[
-        "verify",
-        "--lake",
-        lake.lake().to_str().unwrap(),
-        "--from",
-        from,
-        "--to",
-        to,
-        "--format",
-        "json",
-    ]);
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("a JSON report: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.success(), report)
+    lake.verify_json(from, to)
 }
 
 /// Writes a raw file where the local ingest keeps them (`LAKE/raw/`), so that `elt verify` finds it.

@@ -87,6 +87,17 @@ impl Lake {
     /// whatever else is in the lake but the table's log, the job state, the runs' staging and
     /// their event-id lists.
     pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        let (files, _) = self.readers_files();
+        files
+            .into_iter()
+            .map(|(k, v)| (without_run(&k), v))
+            .collect()
+    }
+
+    /// The lake's files as readers see them, by their real keys (the table's referenced parts, the
+    /// quarantine, the rest but the log, job state, staging and id lists), and the keys the
+    /// table references.
+    fn readers_files(&self) -> (BTreeMap<String, Vec<u8>>, BTreeSet<String>) {
         let referenced = self.table_keys();
         let mut files = self.all_files();
         files.retain(|k, _| {
@@ -96,10 +107,26 @@ impl Lake {
                 || k.contains("/_delta_log/")
                 || (k.starts_with("ghactivity/") && !referenced.contains(k)))
         });
-        files
-            .into_iter()
-            .map(|(k, v)| (without_run(&k), v))
-            .collect()
+        (files, referenced)
+    }
+
+    /// `elt verify --format json` on hours `from` .. `to`: its exit status and report.
+    pub fn verify_json(&self, from: &str, to: &str) -> (bool, Value) {
+        let lake = self.lake();
+        let out = elt(&[
+            "verify",
+            "--lake",
+            lake.to_str().unwrap(),
+            "--from",
+            from,
+            "--to",
+            to,
+            "--format",
+            "json",
+        ]);
+        let report = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("a JSON report: {}", String::from_utf8_lossy(&out.stderr)));
+        (out.status.success(), report)
     }
 
     /// `elt vacuum --apply` with no retention: what killed or failed runs left goes (nobody else
@@ -196,15 +223,7 @@ impl Lake {
     /// part the table references was written by a commit that is complete, and every part a
     /// commit names is in the table and there.
     pub fn data_keys(&self) -> Vec<String> {
-        let referenced = self.table_keys();
-        let mut files = self.all_files();
-        files.retain(|k, _| {
-            !(k.starts_with("state.sqlite")
-                || k.starts_with("_staging/")
-                || k.starts_with("_commits/")
-                || k.contains("/_delta_log/")
-                || (k.starts_with("ghactivity/") && !referenced.contains(k)))
-        });
+        let (files, referenced) = self.readers_files();
         assert!(
             referenced.iter().all(|k| files.contains_key(k)),
             "every part the table references is there"
