@@ -18,11 +18,11 @@ pub fn store(dir: &Path) -> anyhow::Result<Arc<dyn ObjectStore>> {
 }
 
 /// The curated table of the local lake `dir`.
-pub fn table(dir: &Path, curated_prefix: &str) -> anyhow::Result<lake::Table> {
-    Ok(lake::Table::new(
+pub fn table(dir: &Path, curated_prefix: &str) -> anyhow::Result<lake_table::Table> {
+    Ok(lake_table::Table::new(
         store(dir)?,
         curated_prefix,
-        lake::Place::Folder(dir.to_path_buf()),
+        lake_table::Place::Folder(dir.to_path_buf()),
     ))
 }
 

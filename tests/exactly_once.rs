@@ -461,7 +461,7 @@ async fn lost_replies_of_the_commit_store_are_recognised_and_failed_writes_are_t
                 lose_every,
                 refuse,
             }),
-            place: ::lake::Place::Folder(lake.lake()),
+            place: lake_table::Place::Folder(lake.lake()),
         };
         let open = || async { transform::RawFile::open(&file) };
         let first = transform::transform_hour(open, &lossy(lose_every, refuse), &options).await;

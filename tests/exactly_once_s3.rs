@@ -44,8 +44,8 @@ async fn put(store: &Arc<dyn ObjectStore>, key: &str, bytes: Vec<u8>) {
 /// The table's and the quarantine's objects, by key: what readers see.
 async fn table(store: &Arc<dyn ObjectStore>) -> BTreeMap<String, Vec<u8>> {
     // The store is the test's own: the table opened through it, whatever its bucket's name.
-    let table = lake::Table::new(store.clone(), "ghactivity/", lake::Place::Memory);
-    let referenced: BTreeSet<String> = match lake::snapshot::load(&table).await.unwrap() {
+    let table = lake_table::Table::new(store.clone(), "ghactivity/", lake_table::Place::Memory);
+    let referenced: BTreeSet<String> = match lake_table::snapshot::load(&table).await.unwrap() {
         Some(state) => state.files.into_iter().map(|f| f.key).collect(),
         None => BTreeSet::new(),
     };
@@ -259,7 +259,7 @@ async fn a_run_that_read_an_older_upload_of_the_raw_object_gives_up() {
             &world.jobs_table,
             &world.runs_table,
         )),
-        place: lake::Place::Bucket(curated.clone()),
+        place: lake_table::Place::Bucket(curated.clone()),
     };
     let hour = "2025-07-01-9";
     let key = Path::from(format!("{RAW_PREFIX}{hour}.json.gz"));
@@ -440,7 +440,7 @@ async fn transform_through(
             &world.jobs_table,
             &world.runs_table,
         )),
-        place: lake::Place::Bucket(curated.to_string()),
+        place: lake_table::Place::Bucket(curated.to_string()),
     };
     let options = transform::TransformOptions {
         max_part_bytes: 1024 * 1024,

@@ -145,7 +145,7 @@ pub fn local_lake(lake_dir: &Path) -> anyhow::Result<transform::Lake> {
     Ok(transform::Lake {
         store: lake::store(lake_dir)?,
         commits: std::sync::Arc::new(ingest::local_job_store(lake_dir)?),
-        place: ::lake::Place::Folder(lake_dir.to_path_buf()),
+        place: lake_table::Place::Folder(lake_dir.to_path_buf()),
     })
 }
 

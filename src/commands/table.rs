@@ -49,7 +49,7 @@ impl WhichLake {
                 &self.on_aws.jobs_table,
                 &self.on_aws.job_runs_table,
             )),
-            place: lake::Place::Bucket(bucket),
+            place: lake_table::Place::Bucket(bucket),
         })
     }
 }
@@ -81,7 +81,7 @@ impl VacuumArgs {
         let retention = self
             .retention_hours
             .map(|h| Duration::from_secs(h.saturating_mul(3600)));
-        let vacuumed = lake::upkeep::vacuum(&table, retention, !self.apply).await?;
+        let vacuumed = lake_table::upkeep::vacuum(&table, retention, !self.apply).await?;
         print_json_line(&VacuumReport {
             dry_run: vacuumed.dry_run,
             files: vacuumed.files.len(),
@@ -113,7 +113,7 @@ impl MigrateArgs {
         let prefix = &self.which.curated_prefix;
         let table = lake.table(prefix);
         let hours = hours_in_folders(&lake, prefix).await?;
-        let state = lake::snapshot::load(&table).await?;
+        let state = lake_table::snapshot::load(&table).await?;
         let mut report = MigrateReport {
             hours: 0,
             parts: 0,
@@ -136,7 +136,7 @@ impl MigrateArgs {
             };
             report.hours += 1;
             report.parts += record.parts.len();
-            existing.push(lake::migrate::ExistingHour {
+            existing.push(lake_table::migrate::ExistingHour {
                 hour,
                 generation: record.generation,
                 run_id: record.run_id.clone(),
@@ -144,7 +144,7 @@ impl MigrateArgs {
                 info: serde_json::json!({"source": record.source, "counts": record.counts}),
             });
         }
-        report.versions = lake::migrate::add_existing(&table, &existing)
+        report.versions = lake_table::migrate::add_existing(&table, &existing)
             .await
             .context("adding the lake's parts to the table")?;
         print_json_line(&report)

@@ -96,7 +96,7 @@ async fn aws_audit(
         raw: adapters::objects::s3(&sdk, &raw_bucket)?,
         raw_prefix: target.raw_prefix,
         curated: adapters::objects::s3(&sdk, &curated_bucket)?,
-        place: ::lake::Place::Bucket(curated_bucket.clone()),
+        place: lake_table::Place::Bucket(curated_bucket.clone()),
         commits: std::sync::Arc::new(adapters::DynamoJobStore::new(
             &sdk,
             &target.jobs_table,

@@ -44,7 +44,7 @@ pub struct Audit {
     pub raw_prefix: String,
     pub curated: Arc<dyn ObjectStore>,
     /// Where `curated` is, for opening the table.
-    pub place: lake::Place,
+    pub place: lake_table::Place,
     pub commits: Arc<dyn CommitStore>,
     pub curated_prefix: String,
     pub rejects_prefix: String,
@@ -175,12 +175,12 @@ impl Audit {
         let wanted = health::with_baselines(&hours);
         let records =
             health::commit_records(self.commits.as_ref(), &self.curated_prefix, wanted).await?;
-        let table = lake::Table::new(
+        let table = lake_table::Table::new(
             self.curated.clone(),
             &self.curated_prefix,
             self.place.clone(),
         );
-        let state = lake::snapshot::load(&table).await?;
+        let state = lake_table::snapshot::load(&table).await?;
         let mut reports = Vec::new();
         let mut seen: HashMap<i64, Hour> = HashMap::new();
         let mut duplicates: BTreeMap<(Hour, Hour), (u64, i64)> = BTreeMap::new();
@@ -358,7 +358,7 @@ impl Audit {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(anyhow::Error::from(e).context(format!("reading {key}"))),
         };
-        let reader = lake::reader::PartReader::new(self.curated.clone(), path, meta.size);
+        let reader = lake_table::reader::PartReader::new(self.curated.clone(), path, meta.size);
         let builder = ParquetRecordBatchStreamBuilder::new(reader)
             .await
             .with_context(|| format!("reading the Parquet footer of {key}"))?;

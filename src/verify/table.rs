@@ -8,7 +8,7 @@ use anyhow::Context;
 use events::commits::{commit_key, decode_event_ids, CommitState, HourCommit};
 use events::{Day, Hour};
 use futures::TryStreamExt;
-use lake::snapshot::TableState;
+use lake_table::snapshot::TableState;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 

@@ -165,7 +165,10 @@ impl Lake {
                         .enable_all()
                         .build()
                         .unwrap();
-                    match runtime.block_on(::lake::snapshot::load(&table)).unwrap() {
+                    match runtime
+                        .block_on(lake_table::snapshot::load(&table))
+                        .unwrap()
+                    {
                         Some(state) => state.files.into_iter().map(|f| f.key).collect(),
                         None => BTreeSet::new(),
                     }

@@ -29,13 +29,13 @@ pub async fn table_objects(bucket: &str) -> BTreeMap<String, Vec<u8>> {
     use futures::TryStreamExt;
     use object_store::{ObjectStore, ObjectStoreExt};
     let store: std::sync::Arc<dyn ObjectStore> = std::sync::Arc::new(s3_store(bucket));
-    let table = lake::Table::new(
+    let table = lake_table::Table::new(
         store.clone(),
         "ghactivity/",
-        lake::Place::Bucket(bucket.into()),
+        lake_table::Place::Bucket(bucket.into()),
     );
     let referenced: std::collections::BTreeSet<String> =
-        match lake::snapshot::load(&table).await.unwrap() {
+        match lake_table::snapshot::load(&table).await.unwrap() {
             Some(state) => state.files.into_iter().map(|f| f.key).collect(),
             None => Default::default(),
         };

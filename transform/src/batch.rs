@@ -41,7 +41,7 @@ mod tests {
         let lake = Lake {
             store: adapters::objects::folder(&dir.join("lake")).unwrap(),
             commits: Arc::new(adapters::SqliteJobStore::open(&dir.join("state.sqlite")).unwrap()),
-            place: lake::Place::Folder(dir.join("lake")),
+            place: lake_table::Place::Folder(dir.join("lake")),
         };
         Handler::new(
             events::DEFAULT_RAW_PREFIX.to_string(),

@@ -186,7 +186,7 @@ impl Handler {
             Lake {
                 store: curated,
                 commits: tables.clone(),
-                place: lake::Place::Bucket(curated_bucket.to_string()),
+                place: lake_table::Place::Bucket(curated_bucket.to_string()),
             },
             Box::new(move |bucket: &str| adapters::objects::s3(&sdk, bucket)),
             Some(tables),

@@ -104,13 +104,13 @@ pub struct Lake {
     pub store: Arc<dyn ObjectStore>,
     pub commits: Arc<dyn CommitStore>,
     /// Where `store` is, for the table's readers (delta-rs opens it by URL).
-    pub place: lake::Place,
+    pub place: lake_table::Place,
 }
 
 impl Lake {
     /// The curated table at `curated_prefix` in this lake.
-    pub fn table(&self, curated_prefix: &str) -> lake::Table {
-        lake::Table::new(self.store.clone(), curated_prefix, self.place.clone())
+    pub fn table(&self, curated_prefix: &str) -> lake_table::Table {
+        lake_table::Table::new(self.store.clone(), curated_prefix, self.place.clone())
     }
 }
 

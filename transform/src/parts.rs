@@ -24,7 +24,7 @@ use object_store::path::Path;
 use object_store::ObjectStore;
 use tokio::runtime::Handle;
 
-use lake::commit::DataFile;
+use lake_table::commit::DataFile;
 
 use crate::objects::ObjectWriter;
 use crate::source_rows::SourceRows;
@@ -351,7 +351,7 @@ impl PartWriter {
             data: Some(DataFile {
                 key: key.to_string(),
                 size,
-                stats: lake::stats::stats_json(&metadata, &self.schema),
+                stats: lake_table::stats::stats_json(&metadata, &self.schema),
             }),
             target: key,
         });

@@ -8,7 +8,7 @@ use anyhow::Context;
 use chrono::Utc;
 use events::commits::{event_ids_prefix, staging_prefix, CommitState, HourCommit};
 use futures::TryStreamExt;
-use lake::commit::{DataFile, HourResult, Landed};
+use lake_table::commit::{DataFile, HourResult, Landed};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
@@ -93,7 +93,7 @@ impl Run<'_> {
                 "dropped_ids": claim.dropped_ids,
             }),
         };
-        match lake::commit::commit_hour(&self.table(), base, &result).await? {
+        match lake_table::commit::commit_hour(&self.table(), base, &result).await? {
             Landed::At(version) => Ok(version),
             Landed::TakenOver {
                 generation,
@@ -105,13 +105,13 @@ impl Run<'_> {
         }
     }
 
-    /// Every [`lake::schema::CHECKPOINT_INTERVAL`]-th version: a checkpoint, and the log's
+    /// Every [`lake_table::schema::CHECKPOINT_INTERVAL`]-th version: a checkpoint, and the log's
     /// expired commits removed. Best effort: the next due commit tries again.
     async fn checkpoint_if_due(&self, version: u64) {
-        if !lake::upkeep::checkpoint_due(version) {
+        if !lake_table::upkeep::checkpoint_due(version) {
             return;
         }
-        match lake::upkeep::checkpoint(&self.table()).await {
+        match lake_table::upkeep::checkpoint(&self.table()).await {
             Ok((at, removed)) => {
                 tracing::info!(version = at, removed, "wrote a checkpoint of the table")
             }

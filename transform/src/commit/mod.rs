@@ -15,7 +15,7 @@
 //! 2. **complete** (`complete.rs`): after renewing the claim's lease by a write conditional on
 //!    its generation (so a run that was taken over stops), one Delta commit adds the run's parts
 //!    (written in place, under names of their own run) and removes the hour's earlier ones
-//!    ([`lake::commit::commit_hour`]: a reader sees the table before or after it, never a mix);
+//!    ([`lake_table::commit::commit_hour`]: a reader sees the table before or after it, never a mix);
 //!    then the quarantine is moved into place and the record is marked `committed`.
 //!
 //! A crash leaves the record `committing`; the next run of the hour takes over once its lease has
@@ -138,7 +138,7 @@ impl Run<'_> {
     }
 
     /// The table the hour is committed to.
-    pub fn table(&self) -> lake::Table {
+    pub fn table(&self) -> lake_table::Table {
         self.lake.table(&self.options.curated_prefix)
     }
 
@@ -278,7 +278,7 @@ impl Run<'_> {
         };
         // The log's version before the claim: any commit of the hour by a run that takes over
         // from this one comes after it.
-        let base = lake::log::latest_version(&self.table()).await?;
+        let base = lake_table::log::latest_version(&self.table()).await?;
         let (record, replaced_ids) = match self.claim(begun, template, &near, &outputs).await {
             Ok(Claim::Won(record, replaced_ids)) => (*record, replaced_ids),
             Ok(Claim::Superseded { reason, generation }) => {

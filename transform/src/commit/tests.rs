@@ -31,7 +31,7 @@ impl World {
             lake: Lake {
                 store: Arc::new(InMemory::new()),
                 commits: Arc::new(commits),
-                place: lake::Place::Memory,
+                place: lake_table::Place::Memory,
             },
             options: TransformOptions::default(),
             _state: state,
@@ -93,7 +93,7 @@ impl World {
             "staged objects left: {keys:?}"
         );
         let table = self.lake.table(&self.options.curated_prefix);
-        let state = lake::snapshot::load(&table).await.unwrap().unwrap();
+        let state = lake_table::snapshot::load(&table).await.unwrap().unwrap();
         state.files.into_iter().map(|f| f.key).collect()
     }
 }

@@ -53,7 +53,7 @@ fn local_world() -> LocalWorld {
     let lake = Lake {
         store: adapters::objects::folder(&dir.path().join("lake")).unwrap(),
         commits: state.clone(),
-        place: lake::Place::Folder(dir.path().join("lake")),
+        place: lake_table::Place::Folder(dir.path().join("lake")),
     };
     let raw_dir = raw.clone();
     let open_bucket: OpenBucket = Box::new(move |bucket: &str| {
