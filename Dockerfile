@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1.7
-# gh-elt's Lambda image: the ingest and transform binaries on Lambda's OS-only base image
-# (provided.al2023). One image serves both functions; each function's ImageConfig.EntryPoint
-# picks its binary. Lambda takes single-architecture images, so build one per architecture:
+# gh-elt's Lambda image: the ingest, transform and compact binaries on Lambda's OS-only base
+# image (provided.al2023). One image serves every function; each function's
+# ImageConfig.EntryPoint picks its binary. Lambda takes single-architecture images, so build one
+# per architecture:
 #
 #   docker buildx build --platform linux/arm64 --provenance=false -t gh-elt:arm64 --load .
 #   docker buildx build --platform linux/amd64 --provenance=false -t gh-elt:x86_64 --load .
@@ -39,7 +40,8 @@ COPY rust-toolchain.toml .
 RUN rustup toolchain install \
     && rustup target add aarch64-unknown-linux-gnu x86_64-unknown-linux-gnu
 COPY . .
-# The `lambda` profile: fat LTO, one codegen unit, stripped (Cargo.toml).
+# The `lambda` profile: fat LTO, one codegen unit, stripped (Cargo.toml). `--package transform`
+# builds every binary of the package: `transform` and `compact` (transform/src/bin/compact.rs).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target,id=gh-elt-target-${TARGETARCH} \
     case "${TARGETARCH}" in \
@@ -50,8 +52,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cargo lambda build --locked --profile lambda "${target}" --package ingest --package transform \
     && mkdir -p /out \
     && cp target/lambda/ingest/bootstrap /out/ingest \
-    && cp target/lambda/transform/bootstrap /out/transform
+    && cp target/lambda/transform/bootstrap /out/transform \
+    && cp target/lambda/compact/bootstrap /out/compact
 
 FROM ${LAMBDA_BASE_IMAGE}
-COPY --from=build /out/ingest /out/transform /var/task/
+COPY --from=build /out/ingest /out/transform /out/compact /var/task/
 ENTRYPOINT ["/var/task/transform"]

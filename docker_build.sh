@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds gh-elt's Lambda image (both functions' binaries, see Dockerfile), pushes it to ECR and
-# points the ingest and transform functions at it. `--dry-run` prints every command instead.
+# Builds gh-elt's Lambda image (every function's binary, see Dockerfile), pushes it to ECR and
+# points the ingest, transform and compact functions at it. `--dry-run` prints every command
+# instead.
 # Progress and commands go to stderr; stdout is the image URI alone: image=$(./docker_build.sh).
 set -euo pipefail
 cd "$(dirname "$0")" # the build context is the repository
@@ -13,8 +14,8 @@ Usage: ./docker_build.sh [options]
 
   --account ID        AWS account of the ECR registry (env AWS_ACCOUNT_ID; default: the caller's)
   --region REGION     (env AWS_REGION or AWS_DEFAULT_REGION; default: the AWS CLI's)
-  --project NAME      the stack's ProjectName: functions NAME-ingest and NAME-transform
-                      (env PROJECT_NAME, default gh-elt)
+  --project NAME      the stack's ProjectName: functions NAME-ingest, NAME-transform and
+                      NAME-compact (env PROJECT_NAME, default gh-elt)
   --repository NAME   the ECR repository, created if missing (env ECR_REPOSITORY, default: the project)
   --tag TAG           the image tag (env IMAGE_TAG; default: the commit and the architecture)
   --arch ARCH         arm64 or x86_64, as the stack's Architecture (env LAMBDA_ARCH, default arm64)
@@ -142,7 +143,7 @@ fi
 
 if [[ "$update" == true ]]; then
   say "== update the functions"
-  for function in "$project-ingest" "$project-transform"; do
+  for function in "$project-ingest" "$project-transform" "$project-compact"; do
     if [[ "$dry_run" == false ]] && ! aws lambda get-function --region "$region" --function-name "$function" >/dev/null 2>&1; then
       say "$function does not exist yet: deploy the stack with ImageUri=$image"
       continue

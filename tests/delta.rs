@@ -7,50 +7,12 @@ mod lake;
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use lake::readers::{generated_hour, python_rows, run_or_kill, start_poller, stop_poller};
 use lake::{elt, Lake};
 use serde_json::Value;
-
-/// Polls a Delta table's row count with Python `deltalake` until told to stop.
-const POLLER: &str = r#"
-import json, os, sys
-from deltalake import DeltaTable
-uri, out, stop = sys.argv[1], sys.argv[2], sys.argv[3]
-options = json.loads(sys.argv[4]) if len(sys.argv) > 4 else None
-with open(out, "w") as f:
-    while not os.path.exists(stop):
-        try:
-            table = DeltaTable(uri, storage_options=options)
-            rows = table.to_pyarrow_dataset().count_rows()
-            f.write(f"{table.version()} {rows}\n")
-        except Exception as e:
-            f.write("error " + f"{type(e).__name__}: {e}".replace("\n", " ") + "\n")
-        f.flush()
-# deltalake's threads may abort a normal interpreter exit
-os._exit(0)
-"#;
-
-/// Python `deltalake`'s row count of the table at `uri`.
-fn python_rows(uri: &str, options: Option<&Value>) -> u64 {
-    let script = "import json, os, sys\nfrom deltalake import DeltaTable\n\
-        o = json.loads(sys.argv[2]) if len(sys.argv) > 2 else None\n\
-        t = DeltaTable(sys.argv[1], storage_options=o)\n\
-        print(t.to_pyarrow_dataset().count_rows(), flush=True)\nos._exit(0)\n";
-    let mut command = Command::new("python3");
-    command.args(["-c", script, uri]);
-    if let Some(options) = options {
-        command.arg(options.to_string());
-    }
-    let out = command.output().expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "python deltalake: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
 
 fn rows_of(summaries: &[events::TransformSummary]) -> u64 {
     summaries.iter().map(|s| s.rows).sum()
@@ -107,77 +69,6 @@ fn python_deltalake_reads_what_demo_and_transforms_wrote() {
 }
 
 /// A raw hour of `events` generated events.
-fn generated_hour(lake: &Lake, hour: &str, events: u64) -> PathBuf {
-    let path = lake.path().join(format!("raw/{hour}.json.gz"));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let out = elt(&[
-        "gen",
-        "--hour",
-        hour,
-        "--events",
-        &events.to_string(),
-        path.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    path
-}
-
-/// Starts the poller on `uri`; `stop` ends it.
-fn start_poller(uri: &str, work: &Path, options: Option<&Value>) -> (Child, PathBuf, PathBuf) {
-    let (out, stop) = (work.join("polled.txt"), work.join("stop"));
-    let mut command = Command::new("python3");
-    command
-        .args([
-            "-c",
-            POLLER,
-            uri,
-            out.to_str().unwrap(),
-            stop.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null());
-    if let Some(options) = options {
-        command.arg(options.to_string());
-    }
-    (command.spawn().expect("python3 runs"), out, stop)
-}
-
-/// Stops the poller; what it saw: (table version, rows) per poll.
-fn stop_poller(mut child: Child, out: &Path, stop: &Path) -> Vec<(u64, u64)> {
-    std::fs::write(stop, b"").unwrap();
-    child.wait().unwrap();
-    std::fs::read_to_string(out)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let (version, rows) = line
-                .split_once(' ')
-                .unwrap_or_else(|| panic!("a poll: {line}"));
-            let version = version
-                .parse()
-                .unwrap_or_else(|_| panic!("the reader failed: {line}"));
-            (version, rows.parse().unwrap())
-        })
-        .collect()
-}
-
-/// Runs `command` to its end, or kills it (SIGKILL) after `kill_after`.
-fn run_or_kill(mut command: Command, kill_after: Option<Duration>) {
-    command.stdout(Stdio::null()).stderr(Stdio::null());
-    let mut child = command.spawn().unwrap();
-    match kill_after {
-        Some(after) => {
-            std::thread::sleep(after);
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        None => assert!(child.wait().unwrap().success(), "a transform failed"),
-    }
-}
-
 /// Re-transforms an hour `rounds` times, alternating 1 MiB parts with the default, killing
 /// every third run at a different moment; `transform(max_part_mib)` builds the command.
 fn churn(rounds: u32, transform: impl Fn(Option<&str>) -> Command) {
@@ -242,7 +133,7 @@ fn a_reader_sees_whole_hours_while_the_hour_is_transformed_again_and_runs_are_ki
     );
     // They go with a vacuum (a retention of 0 hours here: nobody else reads this lake).
     lake.vacuum_now();
-    assert!(findings(&lake, "2024-04-02-7", "2024-04-02-7").is_empty());
+    assert!(lake.findings("2024-04-02-7", "2024-04-02-7").is_empty());
     assert_eq!(python_rows(table.to_str().unwrap(), None), whole);
 }
 
@@ -277,14 +168,7 @@ async fn on_s3_a_reader_sees_whole_hours_while_the_hour_is_transformed_again() {
         command
     };
     run_or_kill(transform(None), None);
-    let options = serde_json::json!({
-        "AWS_ENDPOINT_URL": support::moto().endpoint,
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_ALLOW_HTTP": "true",
-        "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "false",
-    });
+    let options = support::delta_storage_options();
     let uri = format!("s3://{curated}/ghactivity");
     let whole = python_rows(&uri, Some(&options));
     assert!(whole > 5000, "{whole}");
@@ -302,18 +186,6 @@ fn lines_of(bytes: &[u8]) -> Vec<String> {
         .read_to_string(&mut text)
         .unwrap();
     text.lines().map(str::to_string).collect()
-}
-
-fn findings(lake: &Lake, from: &str, to: &str) -> Vec<Value> {
-    let (_, report) = lake.verify_json(from, to);
-    // The raw files of these tests are outside the lake.
-    report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["kind"] != "raw_missing")
-        .cloned()
-        .collect()
 }
 
 fn kinds(findings: &[Value]) -> Vec<String> {
@@ -342,19 +214,19 @@ fn verify_finds_an_orphan_a_removed_file_and_an_event_lost_across_hours() {
     lake.transform(&[&raw_a], &[]).unwrap();
     let summary = lake.transform(&[&raw_b], &[]).unwrap();
     assert_eq!(summary[0].duplicates_across_hours, 10);
-    assert!(findings(&lake, a, b).is_empty(), "a good lake is clean");
+    assert!(lake.findings(a, b).is_empty(), "a good lake is clean");
 
     // A new upload of A without those ten: B's copies of them are no longer anywhere.
     std::thread::sleep(Duration::from_millis(20));
     std::fs::write(&raw_a, lake::gzip(a_lines[10..].join("\n").as_bytes())).unwrap();
     lake.transform(&[&raw_a], &[]).unwrap();
-    let found = findings(&lake, a, b);
+    let found = lake.findings(a, b);
     assert_eq!(kinds(&found), ["lost_across_hours"], "{found:?}");
     assert_eq!(found[0]["hour"], b);
     // Transforming B again keeps them.
     let again = lake.transform(&[&raw_b], &[]).unwrap();
     assert_eq!(again[0].duplicates_across_hours, 0);
-    assert!(findings(&lake, a, b).is_empty());
+    assert!(lake.findings(a, b).is_empty());
     assert_eq!(
         python_rows(lake.lake().join("ghactivity").to_str().unwrap(), None),
         400,
@@ -366,10 +238,10 @@ fn verify_finds_an_orphan_a_removed_file_and_an_event_lost_across_hours() {
     let part = lake.lake().join(&record.parts[0]);
     let planted = part.with_file_name(format!("part-{a}-0042.snappy.parquet"));
     std::fs::copy(&part, &planted).unwrap();
-    let found = findings(&lake, a, b);
+    let found = lake.findings(a, b);
     assert_eq!(kinds(&found), ["orphan"], "{found:?}");
     std::fs::remove_file(&part).unwrap();
-    let found = findings(&lake, a, b);
+    let found = lake.findings(a, b);
     assert!(
         kinds(&found).contains(&"part_missing".to_string()),
         "{found:?}"
@@ -381,7 +253,7 @@ fn verify_finds_an_orphan_a_removed_file_and_an_event_lost_across_hours() {
         vacuumed.iter().any(|k| k.contains("0042")),
         "the planted copy is vacuumed: {vacuumed:?}"
     );
-    assert!(findings(&lake, a, b).is_empty());
+    assert!(lake.findings(a, b).is_empty());
 }
 
 #[test]
@@ -418,7 +290,7 @@ fn migrate_turns_a_lake_of_the_older_layout_into_the_table_in_place() {
         python_rows(table.to_str().unwrap(), None),
         rows_of(&summaries)
     );
-    assert!(findings(&lake, hours[0], hours[1]).is_empty());
+    assert!(lake.findings(hours[0], hours[1]).is_empty());
     let again = migrate(&lake);
     assert_eq!(
         (again["hours"].as_u64(), again["already"].as_u64()),
@@ -426,7 +298,7 @@ fn migrate_turns_a_lake_of_the_older_layout_into_the_table_in_place() {
     );
     // A transform after the migration replaces the hour's migrated parts.
     lake.transform(&refs[..1], &[]).unwrap();
-    assert!(findings(&lake, hours[0], hours[1]).is_empty());
+    assert!(lake.findings(hours[0], hours[1]).is_empty());
     assert_eq!(
         python_rows(table.to_str().unwrap(), None),
         rows_of(&summaries)
@@ -462,5 +334,5 @@ fn every_hundredth_commit_writes_a_checkpoint_that_readers_and_verify_use() {
     // verify reads each hour's generation from the checkpoint and the commits after it.
     let from = hours[0].to_string();
     let to = hours[hours.len() - 1].to_string();
-    assert!(findings(&lake, &from, &to).is_empty());
+    assert!(lake.findings(&from, &to).is_empty());
 }

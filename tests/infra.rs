@@ -1,6 +1,7 @@
 //! The deployment against the code: the CloudFormation template's Glue table, named queries,
-//! queue timeouts and environment against what the binaries write and read; `infra/init.sh`
-//! against a moto server; `docker_build.sh --dry-run`.
+//! queue timeouts, environment, the compaction's role and alarm, and the image's entry points
+//! against what the binaries write and read; `infra/init.sh` against a moto server;
+//! `docker_build.sh --dry-run`.
 
 mod support;
 
@@ -358,32 +359,113 @@ fn the_queue_hides_a_message_six_times_as_long_as_the_transform_may_run() {
 }
 
 fn ref_to(name: &str) -> Value {
-    serde_yaml_ng::from_str(&format!("!Ref {name}")).unwrap()
+    yaml(&format!("!Ref {name}"))
+}
+
+/// A value as the template writes it (`!Sub ${CuratedBucket.Arn}/*`, `[a, b]`).
+fn yaml(text: &str) -> Value {
+    serde_yaml_ng::from_str(text).unwrap()
+}
+
+/// A source file of the repository, read when a test needs it (so that a missing one fails that
+/// test alone).
+fn source(relative: &str) -> String {
+    let path = repo_path(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The settings the compaction binary takes from the environment: its clap `Parser` struct in
+/// `transform/src/bin/compact.rs` and the structs it flattens (`AwsTarget`, `CompactSettings`).
+fn read_by_compact() -> Vec<String> {
+    let sources = [
+        source("transform/src/bin/compact.rs"),
+        source("transform/src/handler.rs"),
+        source("transform/src/compaction.rs"),
+    ];
+    let main = &sources[0];
+    let derive = main
+        .find("Parser")
+        .expect("compact.rs derives a clap Parser");
+    let name = main[derive..]
+        .split("struct ")
+        .nth(1)
+        .and_then(|rest| {
+            rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                .next()
+        })
+        .expect("the Parser struct's name");
+    env_of(name, &sources)
+}
+
+/// The settings the clap struct `name` takes from the environment, its `#[command(flatten)]`
+/// fields' structs included, found in `sources`.
+fn env_of(name: &str, sources: &[String]) -> Vec<String> {
+    let body = sources
+        .iter()
+        .find_map(|source| {
+            let rest = &source[source.find(&format!("struct {name} {{"))?..];
+            Some(&rest[..rest.find("\n}").unwrap_or(rest.len())])
+        })
+        .unwrap_or_else(|| panic!("no struct {name} in the compaction's sources"));
+    let mut read = read_by(body);
+    for flattened in body.split("#[command(flatten)]").skip(1) {
+        let field = flattened
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with("#["))
+            .expect("a flattened field");
+        let kind = field
+            .split(':')
+            .next_back()
+            .map(|t| t.trim().trim_end_matches(','))
+            .expect("the field's type");
+        read.extend(env_of(kind, sources));
+    }
+    read
+}
+
+/// The settings a binary takes from the environment (clap `env = "…"`).
+fn read_by(source: &str) -> Vec<String> {
+    source
+        .split("env = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
 fn the_functions_environment_is_what_the_binaries_read() {
-    // The settings each binary takes from the environment (clap `env = "…"`).
-    let read_by = |source: &'static str| -> Vec<&'static str> {
-        source
-            .split("env = \"")
-            .skip(1)
-            .filter_map(|rest| rest.split('"').next())
-            .collect()
-    };
     let template = template();
     let functions = resources(&template, "AWS::Serverless::Function");
     let ids: Vec<&str> = functions.iter().map(|(id, _)| *id).collect();
-    assert_eq!(ids, ["IngestFunction", "TransformFunction"]);
+    assert_eq!(
+        ids,
+        ["IngestFunction", "TransformFunction", "CompactFunction"]
+    );
     for (id, function) in functions {
-        let (read, needed) = match id {
+        let (read, needed): (_, &[&str]) = match id {
             "IngestFunction" => (
                 read_by(include_str!("../ingest/src/config.rs")),
-                ["RAW_BUCKET", "JOBS_TABLE", "JOB_RUNS_TABLE"],
+                &["RAW_BUCKET", "JOBS_TABLE", "JOB_RUNS_TABLE"],
             ),
-            _ => (
+            "TransformFunction" => (
                 read_by(include_str!("../transform/src/handler.rs")),
-                ["CURATED_BUCKET", "RAW_PREFIX", "JOB_RUNS_TABLE"],
+                &["CURATED_BUCKET", "RAW_PREFIX", "JOB_RUNS_TABLE"],
+            ),
+            // The compaction's settings are all the stack's: where the table is, where its
+            // commit records are, and the sort's memory, spill folder, file size and look-back.
+            _ => (
+                read_by_compact(),
+                &[
+                    "CURATED_BUCKET",
+                    "CURATED_PREFIX",
+                    "JOBS_TABLE",
+                    "COMPACT_MEMORY_MIB",
+                    "COMPACT_SPILL_DIR",
+                    "COMPACT_TARGET_FILE_MIB",
+                    "COMPACT_LOOKBACK_DAYS",
+                ],
             ),
         };
         let variables = function["Environment"]["Variables"]
@@ -392,14 +474,293 @@ fn the_functions_environment_is_what_the_binaries_read() {
         for name in variables.keys() {
             let name = str_of(name);
             assert!(
-                read.contains(&name),
+                read.iter().any(|r| r == name),
                 "{id} sets {name}, which it does not read"
             );
         }
         for name in needed {
             assert!(
-                variables.contains_key(name),
-                "{id} does not set {name}, which has no default on AWS"
+                variables.contains_key(*name),
+                "{id} does not set {name}, which the stack decides"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_compaction_runs_hourly_on_the_table_the_transform_writes() {
+    let template = template();
+    let compact = properties(&template, "CompactFunction");
+    let transform = properties(&template, "TransformFunction");
+    let variables = &compact["Environment"]["Variables"];
+    // The same table, and the same commit records, as the transform's.
+    for name in ["CURATED_BUCKET", "CURATED_PREFIX", "JOBS_TABLE"] {
+        assert_eq!(
+            variables[name], transform["Environment"]["Variables"][name],
+            "CompactFunction's {name} is not the transform's"
+        );
+    }
+    assert_eq!(
+        variables["COMPACT_MEMORY_MIB"],
+        ref_to("CompactSortMemoryMiB")
+    );
+    assert_eq!(
+        variables["COMPACT_LOOKBACK_DAYS"],
+        ref_to("CompactLookbackDays")
+    );
+    assert_eq!(variables["COMPACT_TARGET_FILE_MIB"], yaml("\"1024\""));
+    // The sort spills where Lambda lets it write, and Lambda gives it the most room there.
+    assert_eq!(str_of(&variables["COMPACT_SPILL_DIR"]), "/tmp");
+    assert_eq!(compact["EphemeralStorage"]["Size"].as_u64(), Some(10240));
+    assert_eq!(compact["MemorySize"], ref_to("CompactMemorySize"));
+    assert_eq!(compact["Timeout"].as_u64(), Some(900));
+    // The sort's memory is a part of the function's, at the defaults and at the limits.
+    let parameters = &template["Parameters"];
+    for bound in ["Default", "MaxValue"] {
+        let sort = parameters["CompactSortMemoryMiB"][bound].as_u64().unwrap();
+        let function = parameters["CompactMemorySize"][bound].as_u64().unwrap();
+        assert!(sort < function, "{bound}: sort {sort} MiB of {function} MB");
+    }
+    assert_eq!(
+        parameters["CompactMemorySize"]["Default"].as_u64(),
+        Some(4096)
+    );
+    assert_eq!(
+        parameters["CompactSortMemoryMiB"]["Default"].as_u64(),
+        Some(2048)
+    );
+    assert_eq!(
+        parameters["CompactLookbackDays"]["Default"].as_u64(),
+        Some(30)
+    );
+    // One compaction at a time, unless the account is too small to reserve any.
+    assert_eq!(
+        compact["ReservedConcurrentExecutions"],
+        yaml("!If [ReservesCompactConcurrency, 1, !Ref AWS::NoValue]")
+    );
+    assert_eq!(
+        parameters["CompactReservedConcurrency"]["Default"].as_u64(),
+        Some(1)
+    );
+    // On the schedule, with an empty event; the schedule is the retry.
+    let events = compact["Events"]
+        .as_mapping()
+        .expect("CompactFunction's events");
+    let [(_, event)] = events.iter().collect::<Vec<_>>()[..] else {
+        panic!("one event: {events:?}")
+    };
+    assert_eq!(str_of(&event["Type"]), "Schedule");
+    assert_eq!(event["Properties"]["Schedule"], ref_to("CompactSchedule"));
+    assert_eq!(str_of(&event["Properties"]["Input"]), "{}");
+    assert_eq!(
+        str_of(&parameters["CompactSchedule"]["Default"]),
+        "rate(1 hour)"
+    );
+    assert_eq!(
+        compact["EventInvokeConfig"]["MaximumRetryAttempts"].as_u64(),
+        Some(0)
+    );
+    assert_eq!(
+        compact["ImageConfig"]["EntryPoint"],
+        yaml("[/var/task/compact]")
+    );
+    assert_eq!(compact["ImageUri"], transform["ImageUri"], "one image");
+}
+
+/// `(actions, resources, condition)` of each statement of a role's policies.
+fn statements(role: &Value) -> Vec<(Vec<String>, Vec<Value>, Value)> {
+    let list = |value: &Value| -> Vec<Value> {
+        match value {
+            Value::Sequence(items) => items.clone(),
+            one => vec![one.clone()],
+        }
+    };
+    role["Policies"]
+        .as_sequence()
+        .expect("the role's policies")
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_sequence().unwrap())
+        .map(|s| {
+            assert_eq!(str_of(&s["Effect"]), "Allow", "{s:?}");
+            let actions = list(&s["Action"])
+                .iter()
+                .map(|a| str_of(a).to_string())
+                .collect();
+            (actions, list(&s["Resource"]), s["Condition"].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn the_compaction_may_rewrite_the_table_and_only_read_commit_records() {
+    let template = template();
+    let compact = properties(&template, "CompactFunction");
+    assert_eq!(compact["Role"], yaml("!GetAtt CompactRole.Arn"));
+    assert_eq!(
+        compact["LoggingConfig"]["LogGroup"],
+        ref_to("CompactLogGroup")
+    );
+    let statements = statements(properties(&template, "CompactRole"));
+    let mut granted: Vec<&str> = statements
+        .iter()
+        .flat_map(|(actions, _, _)| actions.iter().map(String::as_str))
+        .collect();
+    granted.sort();
+    assert_eq!(
+        granted,
+        [
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+            "s3:AbortMultipartUpload",
+            "s3:DeleteObject",
+            "s3:GetObject",
+            "s3:ListBucket",
+            "s3:PutObject",
+        ],
+        "the compaction role grants exactly these (no DynamoDB write)"
+    );
+    for (actions, resources, condition) in &statements {
+        let service = actions[0].split(':').next().unwrap();
+        assert!(
+            actions
+                .iter()
+                .all(|a| a.starts_with(&format!("{service}:"))),
+            "one service a statement: {actions:?}"
+        );
+        match (service, actions.contains(&"s3:ListBucket".to_string())) {
+            // Objects of the table only: its parts and its log (CuratedPrefix*, _delta_log/
+            // included), not the quarantine, the transform's staging or its event ids.
+            ("s3", false) => {
+                assert_eq!(
+                    resources,
+                    &[yaml("!Sub ${CuratedBucket.Arn}/${CuratedPrefix}*")]
+                );
+                assert!(condition.is_null(), "{condition:?}");
+            }
+            ("s3", true) => {
+                assert_eq!(actions, &["s3:ListBucket"]);
+                assert_eq!(resources, &[yaml("!GetAtt CuratedBucket.Arn")]);
+                assert_eq!(
+                    condition["StringLike"]["s3:prefix"],
+                    yaml("[!Sub '${CuratedPrefix}*']"),
+                    "listing is held to the table's prefix"
+                );
+            }
+            // The jobs table's commit records only (not the ingest's job item), read only.
+            ("dynamodb", _) => {
+                assert_eq!(resources, &[yaml("!GetAtt JobsTable.Arn")]);
+                assert_eq!(
+                    condition["ForAllValues:StringLike"]["dynamodb:LeadingKeys"],
+                    yaml("[commit#*]"),
+                    "the compaction reads the jobs table's commit records only"
+                );
+            }
+            ("logs", _) => assert_eq!(resources, &[yaml("!GetAtt CompactLogGroup.Arn")]),
+            _ => panic!("unexpected statement {actions:?}"),
+        }
+    }
+    // The records it reads are the ones the condition lets through.
+    let hour: events::Hour = "2024-03-05-14".parse().unwrap();
+    let key = events::commits::commit_key(events::DEFAULT_CURATED_PREFIX, hour);
+    assert!(key.starts_with("commit#"), "{key}");
+    assert_eq!(
+        str_of(&template["Parameters"]["CuratedPrefix"]["Default"]),
+        events::DEFAULT_CURATED_PREFIX
+    );
+}
+
+#[test]
+fn a_failed_compaction_alarms_and_every_alarm_is_on_the_dashboard() {
+    let template = template();
+    let alarm = properties(&template, "CompactErrorsAlarm");
+    assert_eq!(str_of(&alarm["Namespace"]), "AWS/Lambda");
+    assert_eq!(str_of(&alarm["MetricName"]), "Errors");
+    assert_eq!(
+        alarm["Dimensions"],
+        yaml("[{Name: FunctionName, Value: !Ref CompactFunction}]")
+    );
+    assert_eq!(str_of(&alarm["Statistic"]), "Sum");
+    assert_eq!(alarm["Threshold"].as_u64(), Some(1));
+    assert_eq!(
+        str_of(&alarm["ComparisonOperator"]),
+        "GreaterThanOrEqualToThreshold"
+    );
+    // A period of the hourly schedule: one run in each.
+    assert_eq!(alarm["Period"].as_u64(), Some(3600));
+    assert_eq!(str_of(&alarm["TreatMissingData"]), "notBreaching");
+    let description = str_of(&alarm["AlarmDescription"]);
+    for advice in [
+        "compaction logs",
+        "`elt compact --aws --from DAY --to DAY`",
+        "`elt verify --aws",
+    ] {
+        assert!(
+            description.contains(advice),
+            "no {advice} in: {description}"
+        );
+    }
+    // Every alarm notifies as the others do, and shows on the dashboard's alarm widget.
+    let body = match &properties(&template, "Dashboard")["DashboardBody"] {
+        Value::Tagged(sub) => str_of(&sub.value).to_string(),
+        other => panic!("the dashboard body is a !Sub string: {other:?}"),
+    };
+    let alarms = resources(&template, "AWS::CloudWatch::Alarm");
+    assert!(alarms.iter().any(|(id, _)| *id == "CompactErrorsAlarm"));
+    for (id, other) in alarms {
+        assert_eq!(
+            other["AlarmActions"],
+            yaml("!If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]"),
+            "{id} does not notify AlarmTopicArn"
+        );
+        assert!(
+            body.contains(&format!("\"${{{id}.Arn}}\"")),
+            "{id} is not on the dashboard"
+        );
+    }
+    // The compaction's row: its runs, errors and duration.
+    for metric in ["Invocations", "Errors", "Duration"] {
+        assert!(
+            body.contains(&format!(
+                "[\"AWS/Lambda\", \"{metric}\", \"FunctionName\", \"${{CompactFunction}}\""
+            )),
+            "the compaction's {metric} is not on the dashboard"
+        );
+    }
+}
+
+#[test]
+fn the_compaction_alarm_names_commands_elt_has() {
+    let template = template();
+    let description = str_of(&properties(&template, "CompactErrorsAlarm")["AlarmDescription"]);
+    // Each `elt …` it quotes: the subcommand exists and takes each option quoted.
+    let commands: Vec<&str> = description
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|quoted| quoted.starts_with("elt "))
+        .collect();
+    assert!(commands.len() >= 2, "{description}");
+    for command in commands {
+        let words: Vec<&str> = command.split_whitespace().collect();
+        let output = Command::new(env!("CARGO_BIN_EXE_elt"))
+            .args([words[1], "--help"])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "`{command}`: elt has no {} command: {}",
+            words[1],
+            stderr(&output)
+        );
+        for option in words.iter().filter(|w| w.starts_with("--")) {
+            assert!(
+                stdout(&output).contains(option),
+                "`{command}`: elt {} takes no {option}:\n{}",
+                words[1],
+                stdout(&output)
             );
         }
     }
@@ -612,6 +973,8 @@ fn docker_build_dry_run_prints_every_step_and_runs_none() {
         format!("aws lambda update-function-code --region eu-west-1 --function-name gh-elt-ingest --image-uri {image}"),
         format!("aws lambda update-function-code --region eu-west-1 --function-name gh-elt-transform --image-uri {image}"),
         "aws lambda wait function-updated-v2 --region eu-west-1 --function-name gh-elt-transform".to_string(),
+        format!("aws lambda update-function-code --region eu-west-1 --function-name gh-elt-compact --image-uri {image}"),
+        "aws lambda wait function-updated-v2 --region eu-west-1 --function-name gh-elt-compact".to_string(),
     ] {
         assert!(printed.contains(&step), "missing `{step}` in:\n{printed}");
     }
@@ -623,6 +986,10 @@ fn docker_build_dry_run_prints_every_step_and_runs_none() {
         "default arm64:\n{printed}"
     );
     assert!(printed.contains("--function-name demo-ingest"), "{printed}");
+    assert!(
+        printed.contains("--function-name demo-compact"),
+        "{printed}"
+    );
     assert_eq!(
         uri,
         "123456789012.dkr.ecr.us-east-2.amazonaws.com/demo:v2\n"
@@ -753,4 +1120,88 @@ fn the_image_builds_from_base_images_pinned_by_digest() {
         .unwrap()
         .trim_matches('"');
     assert!(args["RUST_IMAGE"].contains(&format!("rust:{channel}-")));
+}
+
+#[test]
+fn every_function_s_entry_point_is_a_binary_the_image_builds_and_carries() {
+    let dockerfile = std::fs::read_to_string(repo_path("Dockerfile")).unwrap();
+    // The packages `cargo lambda build` builds, and the binaries cargo knows in them
+    // (src/bin/*.rs included).
+    let build = dockerfile
+        .lines()
+        .find(|l| l.contains("cargo lambda build "))
+        .expect("the Dockerfile runs cargo lambda build");
+    let packages: Vec<&str> = build
+        .split("--package ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    assert!(packages.contains(&"transform"), "{packages:?}");
+    let metadata = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .current_dir(repo_path(""))
+        .output()
+        .unwrap();
+    assert!(metadata.status.success(), "{}", stderr(&metadata));
+    let metadata: serde_json::Value = serde_json::from_slice(&metadata.stdout).unwrap();
+    let binaries: Vec<(String, String)> = metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| {
+            p["targets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|t| t["kind"].as_array().unwrap().iter().any(|k| k == "bin"))
+                .map(|t| {
+                    (
+                        p["name"].as_str().unwrap().to_string(),
+                        t["name"].as_str().unwrap().to_string(),
+                    )
+                })
+        })
+        .collect();
+    // The final stage's copy into /var/task/.
+    let copied = dockerfile
+        .lines()
+        .find(|l| l.starts_with("COPY --from=build ") && l.ends_with(" /var/task/"))
+        .expect("the binaries copied into /var/task/");
+
+    let template = template();
+    let functions = resources(&template, "AWS::Serverless::Function");
+    assert_eq!(functions.len(), 3);
+    for (id, function) in functions {
+        let entry = match &function["ImageConfig"]["EntryPoint"] {
+            Value::Sequence(words) if words.len() == 1 => str_of(&words[0]),
+            other => panic!("{id}'s entry point is one path: {other:?}"),
+        };
+        let binary = entry
+            .strip_prefix("/var/task/")
+            .unwrap_or_else(|| panic!("{id}: {entry}"));
+        assert!(
+            binaries
+                .iter()
+                .any(|(p, b)| b == binary && packages.contains(&p.as_str())),
+            "{id} runs {binary}, which no package the Dockerfile builds ({packages:?}) has: {binaries:?}"
+        );
+        assert!(
+            dockerfile.contains(&format!(
+                "cp target/lambda/{binary}/bootstrap /out/{binary}"
+            )),
+            "the Dockerfile does not take {binary} from cargo lambda's output"
+        );
+        assert!(
+            copied
+                .split_whitespace()
+                .any(|w| w == format!("/out/{binary}")),
+            "the image has no {entry}: {copied}"
+        );
+    }
 }

@@ -39,6 +39,8 @@ pub enum HourError {
     BadHour(String),
     #[error("`{0}` is not named as a GHArchive hour file: expected YYYY-MM-DD-H.json.gz, .json.zst or .json, for example 2024-03-05-14.json.gz")]
     BadFileName(String),
+    #[error("`{0}` is not a day: expected YYYY-MM-DD, for example 2024-03-05")]
+    BadDay(String),
 }
 
 /// GHArchive's first hour: its archive begins on 2011-02-12.
@@ -242,6 +244,22 @@ impl Day {
         self.0.succ_opt().map_or(self, Day)
     }
 
+    /// The day's first hour (00:00 UTC).
+    pub fn first_hour(self) -> Hour {
+        Hour(self.0.and_time(chrono::NaiveTime::MIN))
+    }
+
+    /// The day of a partition folder in a key (`…/year=2024/month=03/dayofmonth=05/…`).
+    pub fn of_partition(key: &str) -> Option<Day> {
+        let field = |name: &str| {
+            key.split('/')
+                .find_map(|segment| segment.strip_prefix(name))
+                .and_then(|value| value.parse::<u32>().ok())
+        };
+        let year = i32::try_from(field("year=")?).ok()?;
+        NaiveDate::from_ymd_opt(year, field("month=")?, field("dayofmonth=")?).map(Day)
+    }
+
     /// The partition folder: `ghactivity/year=2024/month=03/dayofmonth=05/`.
     pub fn partition_prefix(self, curated_prefix: &str) -> String {
         format!(
@@ -250,6 +268,32 @@ impl Day {
             self.0.month(),
             self.0.day()
         )
+    }
+}
+
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d"))
+    }
+}
+
+impl FromStr for Day {
+    type Err = HourError;
+    /// `2024-03-05`.
+    fn from_str(s: &str) -> Result<Day, HourError> {
+        let well_formed = s.len() == 10
+            && s.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
+        well_formed
+            .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+            .flatten()
+            .map(Day)
+            .ok_or_else(|| HourError::BadDay(s.to_string()))
     }
 }
 
@@ -269,6 +313,36 @@ impl<'de> Deserialize<'de> for Hour {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn days_parse_print_and_come_from_partition_keys() {
+        let day: Day = "2024-03-05".parse().unwrap();
+        assert_eq!(day.to_string(), "2024-03-05");
+        assert_eq!(day.first_hour().to_string(), "2024-03-05-0");
+        assert_eq!(day.next().to_string(), "2024-03-06");
+        for bad in [
+            "2024-3-05",
+            "2024-02-30",
+            "20240305",
+            "2024-03-05-1",
+            "",
+            "+024-03-05",
+        ] {
+            assert!(bad.parse::<Day>().is_err(), "{bad}");
+        }
+        let key =
+            "ghactivity/year=2024/month=03/dayofmonth=05/part-2024-03-05-14-0000-ab.snappy.parquet";
+        assert_eq!(Day::of_partition(key), Some(day));
+        assert_eq!(
+            Day::of_partition(&day.partition_prefix("ghactivity/")),
+            Some(day)
+        );
+        assert_eq!(
+            Day::of_partition("ghactivity/year=2024/month=13/dayofmonth=05/x"),
+            None
+        );
+        assert_eq!(Day::of_partition("ghactivity/x.parquet"), None);
+    }
 
     #[test]
     fn hour_names_follow_gharchive() {

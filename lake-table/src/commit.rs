@@ -16,6 +16,7 @@ use deltalake_core::arrow::datatypes::Schema;
 use events::Hour;
 use serde_json::{json, Map, Value};
 
+use crate::compact::excise::Excision;
 use crate::log::{self, Put};
 use crate::schema::{self, PARTITION_COLUMNS};
 use crate::{Place, Table};
@@ -36,6 +37,8 @@ pub struct DataFile {
     pub size: u64,
     /// `add.stats` ([`crate::stats::stats_json`]).
     pub stats: String,
+    /// Its own tags (a compacted file's); `None`: the hour's commit tags it with the hour.
+    pub tags: Option<Map<String, Value>>,
 }
 
 /// What one hour's commit says.
@@ -51,6 +54,9 @@ pub struct HourResult<'a> {
     /// This program's account of the commit: the raw objects read, the accounting, the
     /// quarantine; kept in the commit info under [`INFO_KEY`].
     pub info: Value,
+    /// Whether the hour's partitions hold compacted files: if so, the commit also takes the
+    /// hour's rows out of those that hold them ([`crate::compact::excise`]).
+    pub compacted_nearby: bool,
 }
 
 /// Where a commit ended.
@@ -72,11 +78,20 @@ pub async fn commit_hour(
     sync_files(table, result.adds.iter().map(|f| f.key.as_str()))?;
     let app_id = result.hour.to_string();
     let mut next = base.map_or(0, |b| b + 1);
+    let mut excision = None;
+    if result.compacted_nearby {
+        excision = Some(excise(table, result).await?);
+    }
     let (mut conflicts, mut errors) = (0, 0);
     loop {
-        let attempt = attempt_at(table, &mut next, &app_id, result).await;
+        let attempt = attempt_at(table, &mut next, &app_id, result, excision.as_ref()).await;
         match attempt {
-            Ok(Attempt::Done(landed)) => return Ok(landed),
+            Ok(Attempt::Done(landed)) => {
+                if let (Landed::TakenOver { .. }, Some(excision)) = (&landed, &excision) {
+                    excision.discard(table).await;
+                }
+                return Ok(landed);
+            }
             Ok(Attempt::Taken) => {
                 conflicts += 1;
                 anyhow::ensure!(
@@ -85,6 +100,14 @@ pub async fn commit_hour(
                     result.hour
                 );
                 tokio::time::sleep(jitter(conflicts)).await;
+            }
+            // A compaction took in the hour's rows, or rewrote a file this commit rewrites.
+            Ok(Attempt::Stale) => {
+                if let Some(stale) = excision.take() {
+                    stale.discard(table).await;
+                }
+                conflicts += 1;
+                excision = Some(excise(table, result).await?);
             }
             // A read or a write of the log failed (a write's outcome is unknown): look again.
             Err(error) => {
@@ -99,30 +122,53 @@ pub async fn commit_hour(
     }
 }
 
+/// The hour's rows taken out of the compacted files that hold them, synced before the commit.
+async fn excise(table: &Table, result: &HourResult<'_>) -> anyhow::Result<Excision> {
+    let excision = crate::compact::excise::excise_hour(table, result.hour, result.run_id).await?;
+    sync_files(table, excision.adds.iter().map(|f| f.key.as_str()))?;
+    Ok(excision)
+}
+
 enum Attempt {
     Done(Landed),
     /// Another writer's commit has the version tried.
     Taken,
+    /// A commit since changed the compacted files that hold the hour's rows.
+    Stale,
 }
 
-/// One attempt: what landed since `next` (the hour taken over, or this run's own write), then
-/// this commit written at the version after it.
+/// One attempt: what landed since `next` (the hour taken over, this run's own write, or a
+/// compaction that makes the excision stale), then this commit written at the version after it.
 async fn attempt_at(
     table: &Table,
     next: &mut u64,
     app_id: &str,
     result: &HourResult<'_>,
+    excision: Option<&Excision>,
 ) -> anyhow::Result<Attempt> {
     let latest = log::latest_version(table).await?;
     if let Some(latest) = latest.filter(|&l| l >= *next) {
         for version in *next..=latest {
-            if let Some(landed) = look_at(table, version, app_id, result).await? {
+            let Some(actions) = log::read_commit(table, version).await? else {
+                continue;
+            };
+            if let Some(landed) = look_at(&actions, version, app_id, result) {
                 return Ok(Attempt::Done(landed));
+            }
+            let stale = match excision {
+                Some(excision) => {
+                    version > excision.at && excision.stale_after(&actions, result.hour)
+                }
+                None => Excision::default().stale_after(&actions, result.hour),
+            };
+            if stale {
+                *next = version + 1;
+                return Ok(Attempt::Stale);
             }
         }
         *next = latest + 1;
     }
-    let actions = actions(result, *next == 0)?;
+    let actions = actions(result, excision, *next == 0)?;
     match log::put_commit(table, *next, &actions).await? {
         Put::Written => {
             sync_log(table, *next)?;
@@ -132,36 +178,33 @@ async fn attempt_at(
     }
 }
 
-/// What `version` says of the hour, if it is the end of this commit.
-async fn look_at(
-    table: &Table,
+/// What a version's `actions` say of the hour, if they are the end of this commit.
+fn look_at(
+    actions: &[Value],
     version: u64,
     app_id: &str,
     result: &HourResult<'_>,
-) -> anyhow::Result<Option<Landed>> {
-    let Some(actions) = log::read_commit(table, version).await? else {
-        return Ok(None);
-    };
-    let Some(generation) = log::txn_version(&actions, app_id) else {
-        return Ok(None);
-    };
-    let by = log::commit_info(&actions, INFO_KEY)
+) -> Option<Landed> {
+    let generation = log::txn_version(actions, app_id)?;
+    let by = log::commit_info(actions, INFO_KEY)
         .and_then(|info| info.get("run_id"))
         .and_then(Value::as_str);
     if generation == result.generation && by == Some(result.run_id) {
-        return Ok(Some(Landed::At(version)));
+        return Some(Landed::At(version));
     }
-    Ok(
-        (generation >= result.generation).then_some(Landed::TakenOver {
-            generation,
-            version,
-        }),
-    )
+    (generation >= result.generation).then_some(Landed::TakenOver {
+        generation,
+        version,
+    })
 }
 
 /// The commit's actions: its info, the table's protocol and metadata when it is the first,
-/// the hour's transaction, the removes and the adds.
-fn actions(result: &HourResult<'_>, first: bool) -> anyhow::Result<Vec<Value>> {
+/// the hour's transaction, the removes and the adds (with the excision's).
+fn actions(
+    result: &HourResult<'_>,
+    excision: Option<&Excision>,
+    first: bool,
+) -> anyhow::Result<Vec<Value>> {
     let now = Utc::now().timestamp_millis();
     let mut actions = vec![commit_info(
         "WRITE",
@@ -174,6 +217,14 @@ fn actions(result: &HourResult<'_>, first: bool) -> anyhow::Result<Vec<Value>> {
         actions.push(schema::metadata(result.parts_schema, now)?);
     }
     actions.extend(hour_actions(result, now)?);
+    if let Some(excision) = excision {
+        for key in &excision.removes {
+            actions.extend(remove_action(key, now));
+        }
+        for file in &excision.adds {
+            actions.push(add_action(file, true, now, None)?);
+        }
+    }
     Ok(actions)
 }
 
@@ -208,30 +259,50 @@ pub(crate) fn hour_actions(result: &HourResult<'_>, now: i64) -> anyhow::Result<
         "run_id": result.run_id,
     });
     for key in result.removes {
-        let Some(path) = table_path(key) else {
-            continue;
-        };
-        actions.push(json!({"remove": {
-            "path": path,
-            "deletionTimestamp": now,
-            "dataChange": true,
-            "partitionValues": partition_values(path),
-        }}));
+        actions.extend(remove_action(key, now));
     }
     for file in result.adds {
-        let path = table_path(&file.key)
-            .ok_or_else(|| anyhow::anyhow!("{} is not a key of a partition", file.key))?;
-        actions.push(json!({"add": {
-            "path": path,
-            "partitionValues": partition_values(path),
-            "size": file.size,
-            "modificationTime": now,
-            "dataChange": true,
-            "stats": file.stats,
-            "tags": tags,
-        }}));
+        actions.push(add_action(file, true, now, Some(&tags))?);
     }
     Ok(actions)
+}
+
+/// The remove of a file by its key (`None` for a key outside the partitions).
+fn remove_action(key: &str, now: i64) -> Option<Value> {
+    let path = table_path(key)?;
+    Some(json!({"remove": {
+        "path": path,
+        "deletionTimestamp": now,
+        "dataChange": true,
+        "partitionValues": partition_values(path),
+    }}))
+}
+
+/// The add of a data file, with its own tags or else `tags`.
+pub(crate) fn add_action(
+    file: &DataFile,
+    data_change: bool,
+    now: i64,
+    tags: Option<&Value>,
+) -> anyhow::Result<Value> {
+    let path = table_path(&file.key)
+        .ok_or_else(|| anyhow::anyhow!("{} is not a key of a partition", file.key))?;
+    let tags = match &file.tags {
+        Some(own) => Value::Object(own.clone()),
+        None => tags.cloned().unwrap_or(Value::Null),
+    };
+    let mut add = json!({
+        "path": path,
+        "partitionValues": partition_values(path),
+        "size": file.size,
+        "modificationTime": now,
+        "dataChange": data_change,
+        "stats": file.stats,
+    });
+    if !tags.is_null() {
+        add["tags"] = tags;
+    }
+    Ok(json!({ "add": add }))
 }
 
 /// The path inside the table of a part's key: from its first partition folder on.
@@ -258,7 +329,10 @@ pub fn partition_values(path: &str) -> Map<String, Value> {
 }
 
 /// A local lake survives a power cut: the parts are on disk before the commit that names them.
-fn sync_files<'k>(table: &Table, keys: impl Iterator<Item = &'k str>) -> anyhow::Result<()> {
+pub(crate) fn sync_files<'k>(
+    table: &Table,
+    keys: impl Iterator<Item = &'k str>,
+) -> anyhow::Result<()> {
     let Place::Folder(dir) = &table.place else {
         return Ok(());
     };
@@ -274,7 +348,7 @@ fn sync_files<'k>(table: &Table, keys: impl Iterator<Item = &'k str>) -> anyhow:
 }
 
 /// The commit file and its folder, after the commit.
-fn sync_log(table: &Table, version: u64) -> anyhow::Result<()> {
+pub(crate) fn sync_log(table: &Table, version: u64) -> anyhow::Result<()> {
     let Place::Folder(dir) = &table.place else {
         return Ok(());
     };

@@ -11,6 +11,8 @@
 //! vacuum and queries use delta-rs (`deltalake-core`).
 
 pub mod commit;
+pub mod compact;
+pub mod layout;
 pub mod log;
 pub mod migrate;
 pub mod reader;

@@ -51,6 +51,7 @@ pub async fn read_part(table: &Table, key: &str) -> anyhow::Result<(DataFile, Ar
         key: key.to_string(),
         size: meta.size,
         stats: stats::stats_json(builder.metadata(), &schema),
+        tags: None,
     };
     Ok((file, schema))
 }
@@ -82,6 +83,7 @@ pub async fn add_existing(table: &Table, hours: &[ExistingHour]) -> anyhow::Resu
                 removes: &[],
                 parts_schema: &Schema::empty(),
                 info: Value::Null,
+                compacted_nearby: false,
             };
             body.extend(hour_actions(&result, now)?);
         }

@@ -1,14 +1,16 @@
-//! The table as readers see it: its files, with the hour each belongs to (by name: parts are
-//! named by their source hour) and its rows (from the log's statistics), and each hour's
-//! generation (its application transaction).
+//! The table as readers see it: its files, with the hours whose rows each holds (an hourly part:
+//! its source hour, by name and tags; a compacted file: the hours its tags list, with each one's
+//! generation and rows) and its rows (from the log's statistics), and each hour's generation (its
+//! application transaction).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::Context;
 use deltalake_core::DeltaTable;
-use events::Hour;
+use events::{Day, Hour};
 use futures::TryStreamExt;
 
+use crate::compact::{self, HourShare};
 use crate::Table;
 
 /// A data file the table's newest version holds.
@@ -19,8 +21,21 @@ pub struct TableFile {
     pub size: u64,
     /// `numRecords` of its statistics.
     pub rows: Option<u64>,
-    /// The hour it holds rows of, read from its name; `None` for a file no transform wrote.
+    /// The hour it holds rows of, read from its name; `None` for a compacted file or a file no
+    /// transform wrote.
     pub hour: Option<Hour>,
+    /// The day a compaction wrote it for (`None` for an hourly part).
+    pub compacted: Option<Day>,
+    /// The hours whose rows it holds, each with its generation and rows: an hourly part's one
+    /// hour, a compacted file's hours; empty for a file no transform wrote.
+    pub hours: BTreeMap<Hour, HourShare>,
+}
+
+impl TableFile {
+    /// Whether it holds rows of `hour`.
+    pub fn holds(&self, hour: Hour) -> bool {
+        self.hours.contains_key(&hour)
+    }
 }
 
 /// The table's newest version and its files.
@@ -37,12 +52,12 @@ pub struct TableState {
 }
 
 impl TableState {
-    /// The files of each hour.
+    /// The files holding rows of each hour (its parts, and compacted files).
     pub fn by_hour(&self) -> BTreeMap<Hour, Vec<&TableFile>> {
         let mut hours: BTreeMap<Hour, Vec<&TableFile>> = BTreeMap::new();
         for file in &self.files {
-            if let Some(hour) = file.hour {
-                hours.entry(hour).or_default().push(file);
+            for hour in file.hours.keys() {
+                hours.entry(*hour).or_default().push(file);
             }
         }
         hours
@@ -66,13 +81,16 @@ pub async fn load(table: &Table) -> anyhow::Result<Option<TableState>> {
         .iter()
         .map(|file| {
             let path = file.path().to_string();
-            let name = path.rsplit('/').next().unwrap_or_default();
-            TableFile {
-                hour: events::part_hour(name),
-                key: table.key(&path),
-                size: u64::try_from(file.size()).unwrap_or(0),
-                rows: file.num_records().map(|n| n as u64),
-            }
+            // delta-rs offers a file's tags through its add action only.
+            #[allow(deprecated)]
+            let tags = file.add_action().tags.unwrap_or_default();
+            table_file(
+                table,
+                &path,
+                u64::try_from(file.size()).unwrap_or(0),
+                file.num_records().map(|n| n as u64),
+                &tags,
+            )
         })
         .collect();
     let removed: BTreeSet<String> = snapshot
@@ -91,4 +109,37 @@ pub async fn load(table: &Table) -> anyhow::Result<Option<TableState>> {
         removed,
         delta,
     }))
+}
+
+/// A file of the table from its add action's path, size, rows and tags.
+fn table_file(
+    table: &Table,
+    path: &str,
+    size: u64,
+    rows: Option<u64>,
+    tags: &std::collections::HashMap<String, Option<String>>,
+) -> TableFile {
+    let name = path.rsplit('/').next().unwrap_or_default();
+    let tag = |name: &str| tags.get(name).cloned().flatten();
+    let hour = events::part_hour(name);
+    let compacted = tag(compact::COMPACTED_TAG).and_then(|day| day.parse().ok());
+    let hours = match (hour, &compacted) {
+        (Some(hour), _) => {
+            let generation = tag("generation").and_then(|g| g.parse().ok()).unwrap_or(0);
+            let rows = rows.unwrap_or(0);
+            BTreeMap::from([(hour, HourShare { generation, rows })])
+        }
+        (None, Some(_)) => tag(compact::HOURS_TAG)
+            .map(|hours| compact::parse_hours(&hours))
+            .unwrap_or_default(),
+        (None, None) => BTreeMap::new(),
+    };
+    TableFile {
+        key: table.key(path),
+        size,
+        rows,
+        hour,
+        compacted,
+        hours,
+    }
 }

@@ -15,6 +15,24 @@ pub fn checkpoint_due(version: u64) -> bool {
     version > 0 && version.is_multiple_of(CHECKPOINT_INTERVAL)
 }
 
+/// After the commit that made `version`: a checkpoint if one is due, and the log's expired
+/// commits removed. Best effort: the next due commit tries again.
+pub async fn checkpoint_if_due(table: &Table, version: u64) {
+    if !checkpoint_due(version) {
+        return;
+    }
+    match checkpoint(table).await {
+        Ok((at, removed)) => {
+            tracing::info!(version = at, removed, "wrote a checkpoint of the table")
+        }
+        Err(error) => tracing::warn!(
+            version,
+            error = format!("{error:#}"),
+            "could not write a checkpoint"
+        ),
+    }
+}
+
 /// Writes a checkpoint of the table's newest version, then removes the JSON commits older than
 /// the log's retention that the checkpoint covers. Returns the checkpoint's version and the
 /// number of log files removed.

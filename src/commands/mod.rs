@@ -73,6 +73,11 @@ pub enum Command {
     /// place: each committed hour's parts are added as they are, nothing is copied. Prints what
     /// it added as a JSON line; running it again adds nothing.
     Migrate(table::MigrateArgs),
+    /// Compact days --from .. --to (or, without them, the last COMPACT_LOOKBACK_DAYS days): each
+    /// day whose partition holds hourly parts is rewritten into a few large files sorted by
+    /// (event_type, repo_name, created_at), in one commit. A compacted day is left as it is.
+    /// Prints one JSON line per day.
+    Compact(table::CompactArgs),
     /// Query the lake with SQL (DataFusion over the Delta table); the table is `ghactivity`,
     /// with `year`, `month` and `dayofmonth` as partition columns.
     Query(query::QueryArgs),
@@ -97,6 +102,7 @@ impl Command {
             Command::Verify(command) => command.run().await,
             Command::Vacuum(command) => command.run().await,
             Command::Migrate(command) => command.run().await,
+            Command::Compact(command) => command.run().await,
             Command::Query(command) => command.run().await,
             Command::Gen(command) => command.run().await,
             Command::Demo(command) => command.run().await,

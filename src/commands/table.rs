@@ -1,5 +1,6 @@
-//! The table's own upkeep as commands: `elt vacuum` (files no live version needs) and
-//! `elt migrate` (a lake of the older layout turned into the table in place).
+//! The table's own upkeep as commands: `elt compact` (days rewritten into a few sorted files),
+//! `elt vacuum` (files no live version needs) and `elt migrate` (a lake of the older layout
+//! turned into the table in place).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use events::commits::{commit_key, CommitState};
-use events::Hour;
+use events::{Day, Hour};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use serde::Serialize;
@@ -32,25 +33,52 @@ pub struct WhichLake {
 }
 
 impl WhichLake {
-    async fn open(&self) -> anyhow::Result<transform::Lake> {
-        if !self.aws {
-            return local_lake(&self.lake);
+    pub(super) async fn open(&self) -> anyhow::Result<transform::Lake> {
+        match self.aws {
+            true => self.on_aws.lake().await,
+            false => local_lake(&self.lake),
         }
-        let bucket = self
-            .on_aws
-            .curated_bucket
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("CURATED_BUCKET is not set"))?;
-        let sdk = adapters::aws::sdk_config().await;
-        Ok(transform::Lake {
-            store: adapters::objects::s3(&sdk, &bucket)?,
-            commits: std::sync::Arc::new(adapters::DynamoJobStore::new(
-                &sdk,
-                &self.on_aws.jobs_table,
-                &self.on_aws.job_runs_table,
-            )),
-            place: lake_table::Place::Bucket(bucket),
-        })
+    }
+}
+
+#[derive(clap::Args)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    which: WhichLake,
+    /// The first day to compact, e.g. 2024-03-05.
+    #[arg(long, requires = "to")]
+    from: Option<Day>,
+    /// The last day to compact (inclusive).
+    #[arg(long, requires = "from")]
+    to: Option<Day>,
+    /// Only days that have settled (every hour whose rows may fall in them committed), as the
+    /// scheduled compaction does.
+    #[arg(long)]
+    settled: bool,
+    #[command(flatten)]
+    settings: transform::compaction::CompactSettings,
+}
+
+impl CompactArgs {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let lake = self.which.open().await?;
+        let request = transform::compaction::CompactRequest {
+            days: self.from.zip(self.to),
+            settled_only: self.settled,
+            deadline: None,
+        };
+        if let Some((from, to)) = request.days {
+            anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
+        }
+        transform::compaction::compact(
+            &lake,
+            &self.which.curated_prefix,
+            &request,
+            &self.settings,
+            |report| print_json_line(report),
+        )
+        .await?;
+        Ok(())
     }
 }
 

@@ -26,6 +26,7 @@ use events::commits::{staging_prefix, CommitState, HourCommit};
 use events::completeness::Completeness;
 use events::Hour;
 use futures::{StreamExt, TryStreamExt};
+use lake_table::snapshot::TableState;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Serialize;
@@ -33,6 +34,7 @@ use transform::raw_hour::{self, HourFile};
 
 use crate::health;
 
+mod compacted;
 mod table;
 
 /// Requests in flight at once.
@@ -181,13 +183,26 @@ impl Audit {
             self.place.clone(),
         );
         let state = lake_table::snapshot::load(&table).await?;
+        let days = table::days_around(from, to);
+        let mut compacted = self
+            .compacted_rows(&days, state.as_ref(), &mut findings)
+            .await?;
         let mut reports = Vec::new();
         let mut seen: HashMap<i64, Hour> = HashMap::new();
         let mut duplicates: BTreeMap<(Hour, Hour), (u64, i64)> = BTreeMap::new();
         for (hour, files) in hours.iter().zip(raw_files) {
             let record = records.get(hour);
             let raw = raw_state(*hour, &files);
-            let (mut report, scans) = self.audit_hour(*hour, raw, record, &mut findings).await?;
+            let in_compacted = compacted.remove(hour);
+            let (mut report, scans) = self
+                .audit_hour(
+                    *hour,
+                    raw,
+                    record,
+                    (state.as_ref(), in_compacted),
+                    &mut findings,
+                )
+                .await?;
             table::hour_in_table(state.as_ref(), *hour, record, &mut findings).await?;
             self.lost_across_hours(*hour, record, &records, &mut findings)
                 .await?;
@@ -239,12 +254,14 @@ impl Audit {
             .await
     }
 
-    /// One hour: its commit against its raw file, its parts and its quarantine.
+    /// One hour: its commit against its raw file, its parts (and its rows in compacted files)
+    /// and its quarantine.
     async fn audit_hour(
         &self,
         hour: Hour,
         raw: RawState,
         record: Option<&HourCommit>,
+        (state, in_compacted): (Option<&TableState>, Option<PartScan>),
         findings: &mut Vec<Finding>,
     ) -> anyhow::Result<(HourReport, Vec<PartScan>)> {
         let mut note = |kind, key: Option<String>, detail: String| {
@@ -289,8 +306,15 @@ impl Audit {
                 ),
             );
         }
-        let scans = self.scan_parts(&record.parts).await?;
-        for (key, scan) in record.parts.iter().zip(&scans) {
+        // Parts a compaction took in are read in the compacted files instead.
+        let parts: Vec<String> = record
+            .parts
+            .iter()
+            .filter(|key| !table::compacted_away(state, hour, key))
+            .cloned()
+            .collect();
+        let mut scans = self.scan_parts(&parts).await?;
+        for (key, scan) in parts.iter().zip(&scans) {
             match scan {
                 Some(scan) => report.rows_found += scan.rows,
                 None => note(
@@ -299,6 +323,10 @@ impl Audit {
                     "named by the commit, not there".into(),
                 ),
             }
+        }
+        if let Some(in_compacted) = in_compacted {
+            report.rows_found += in_compacted.rows;
+            scans.push(Some(in_compacted));
         }
         if report.rows_found != record.counts.rows {
             note(

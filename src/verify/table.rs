@@ -48,6 +48,9 @@ pub(super) async fn hour_in_table(
         .collect();
     let named: BTreeSet<&str> = record.parts.iter().map(String::as_str).collect();
     for key in named.difference(&held) {
+        if compacted_away(Some(state), hour, key) {
+            continue;
+        }
         note(
             Some(key.to_string()),
             format!(
@@ -64,6 +67,21 @@ pub(super) async fn hour_in_table(
                 record.generation
             ),
         );
+    }
+    let compacted = state.files.iter().filter(|f| f.compacted.is_some());
+    for file in compacted {
+        let Some(share) = file.hours.get(&hour) else {
+            continue;
+        };
+        if share.generation != record.generation {
+            note(
+                Some(file.key.clone()),
+                format!(
+                    "a compacted file holds the hour's rows of generation {}, its commit is at generation {}",
+                    share.generation, record.generation
+                ),
+            );
+        }
     }
     let generation = state.generation(hour);
     if generation != Some(record.generation) {
@@ -92,7 +110,7 @@ pub(super) fn files_no_hour_wrote(
         .iter()
         .map(|d| d.partition_prefix(""))
         .collect();
-    for file in state.files.iter().filter(|f| f.hour.is_none()) {
+    for file in state.files.iter().filter(|f| f.hours.is_empty()) {
         if days.iter().any(|d| file.key.contains(d.as_str())) {
             findings.push(Finding {
                 kind: FindingKind::TableDiffers,
@@ -212,8 +230,26 @@ impl Audit {
     }
 }
 
+/// Whether a part the hour's commit names was taken in by a compaction: the table no longer
+/// holds it, and a compacted file of its partition holds the hour.
+pub(super) fn compacted_away(state: Option<&TableState>, hour: Hour, key: &str) -> bool {
+    let Some(state) = state else {
+        return false;
+    };
+    let Some((partition, _)) = key.rsplit_once('/') else {
+        return false;
+    };
+    let live = state.files.iter().any(|f| f.key == key);
+    !live
+        && state.files.iter().any(|f| {
+            f.compacted.is_some()
+                && f.holds(hour)
+                && f.key.rsplit_once('/').map(|(p, _)| p) == Some(partition)
+        })
+}
+
 /// The days of the range's hours and the days either side: where their parts fall.
-fn days_around(from: Hour, to: Hour) -> Vec<Day> {
+pub(super) fn days_around(from: Hour, to: Hour) -> Vec<Day> {
     let last = to.date().next();
     let mut days = vec![from.date().previous()];
     while let Some(&day) = days.last() {

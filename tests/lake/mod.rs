@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod readers;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -127,6 +129,41 @@ impl Lake {
         let report = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|_| panic!("a JSON report: {}", String::from_utf8_lossy(&out.stderr)));
         (out.status.success(), report)
+    }
+
+    /// `elt verify`'s findings over `from..=to` but `raw_missing` (tests that keep their raw files
+    /// outside the lake).
+    pub fn findings(&self, from: &str, to: &str) -> Vec<Value> {
+        let (_, report) = self.verify_json(from, to);
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] != "raw_missing")
+            .cloned()
+            .collect()
+    }
+
+    /// `elt compact` of the days `from..=to`: its report, one JSON value per day.
+    pub fn compact(&self, from: &str, to: &str) -> Vec<Value> {
+        let out = elt(&[
+            "compact",
+            "--lake",
+            self.lake().to_str().unwrap(),
+            "--from",
+            from,
+            "--to",
+            to,
+        ]);
+        assert!(
+            out.status.success(),
+            "elt compact: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
     }
 
     /// `elt vacuum --apply` with no retention: what killed or failed runs left goes (nobody else

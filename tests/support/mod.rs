@@ -88,6 +88,19 @@ pub fn trials(default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// `storage_options` for Python `deltalake` (and delta-rs) to read a table on this binary's
+/// moto server.
+pub fn delta_storage_options() -> serde_json::Value {
+    serde_json::json!({
+        "AWS_ENDPOINT_URL": moto().endpoint,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_ALLOW_HTTP": "true",
+        "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "false",
+    })
+}
+
 /// The moto server of this test binary. It dies with the binary (PR_SET_PDEATHSIG).
 pub fn moto() -> &'static Moto {
     static MOTO: OnceLock<Moto> = OnceLock::new();

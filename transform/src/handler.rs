@@ -81,6 +81,24 @@ impl CommitSettings {
 }
 
 impl AwsTarget {
+    /// The curated lake on AWS: the bucket, and the hours' commit records in the jobs table.
+    pub async fn lake(&self) -> anyhow::Result<crate::Lake> {
+        let bucket = self
+            .curated_bucket
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("CURATED_BUCKET is not set"))?;
+        let sdk = adapters::aws::sdk_config().await;
+        Ok(crate::Lake {
+            store: adapters::objects::s3(&sdk, &bucket)?,
+            commits: Arc::new(adapters::DynamoJobStore::new(
+                &sdk,
+                &self.jobs_table,
+                &self.job_runs_table,
+            )),
+            place: lake_table::Place::Bucket(bucket),
+        })
+    }
+
     /// The handler on AWS for these settings.
     pub async fn handler(self, options: TransformOptions) -> anyhow::Result<Handler> {
         let bucket = self

@@ -12,6 +12,7 @@
 
 pub mod batch;
 mod commit;
+pub mod compaction;
 mod engine;
 mod envelope;
 mod fields;

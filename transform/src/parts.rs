@@ -16,9 +16,7 @@ use datafusion::arrow::compute::{cast, filter_record_batch, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, Int64Type, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
-use datafusion::parquet::schema::types::ColumnPath;
+use datafusion::parquet::file::properties::WriterProperties;
 use events::{Day, Hour};
 use object_store::path::Path;
 use object_store::ObjectStore;
@@ -29,25 +27,8 @@ use lake_table::commit::DataFile;
 use crate::objects::ObjectWriter;
 use crate::source_rows::SourceRows;
 
-/// Long free-text columns: dictionaries and min/max statistics cost time there and buy nothing.
-const LONG_TEXT_COLUMNS: &[&str] = &["payload", "body", "title", "diff_hunk"];
-/// Columns of few distinct values, which a dictionary makes small. The others are written plain:
-/// ids, SHAs, names and text would fill the dictionary (hashing every value) only to fall back.
-const FEW_VALUES_COLUMNS: &[&str] = &[
-    "event_type",
-    "public",
-    "action",
-    "ref_type",
-    "state",
-    "locked",
-    "author_association",
-    "merged",
-    "review_state",
-    "source_file",
-];
 /// A row group is closed once its encoded size passes this, which bounds the writer's memory.
 const ROW_GROUP_BYTES: usize = 16 * 1024 * 1024;
-const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Rows handed to the Parquet writer at a time: the granularity of the part size check.
 const SLICE_ROWS: usize = 1024;
 /// Partitions with a part open at once. Real hours touch one or two days; a file spread over
@@ -142,21 +123,6 @@ impl PartWriter {
         max_part_bytes: u64,
         sources: &[String],
     ) -> PartWriter {
-        let mut props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_statistics_enabled(EnabledStatistics::Chunk)
-            .set_created_by(format!("gh-elt {}", env!("CARGO_PKG_VERSION")));
-        for name in LONG_TEXT_COLUMNS {
-            let column = ColumnPath::from(*name);
-            props = props
-                .set_column_dictionary_enabled(column.clone(), false)
-                .set_column_statistics_enabled(column, EnabledStatistics::None);
-        }
-        props = props.set_dictionary_enabled(false);
-        for name in FEW_VALUES_COLUMNS {
-            props = props.set_column_dictionary_enabled(ColumnPath::from(*name), true);
-        }
         let created_at = schema
             .index_of(PARTITION_COLUMN)
             .ok()
@@ -172,7 +138,7 @@ impl PartWriter {
             dropped_ids: Vec::new(),
             target,
             schema,
-            props: props.build(),
+            props: lake_table::layout::writer_properties(),
             max_part_bytes,
             created_at,
             open: Vec::new(),
@@ -352,6 +318,7 @@ impl PartWriter {
                 key: key.to_string(),
                 size,
                 stats: lake_table::stats::stats_json(&metadata, &self.schema),
+                tags: None,
             }),
             target: key,
         });

@@ -23,16 +23,19 @@ const STEP_ATTEMPTS: u32 = 4;
 impl Run<'_> {
     /// Commits the run's parts to the table (in place of the hour's earlier ones), moves the
     /// quarantine into place, marks the record `committed`. `base`: the log's version before
-    /// the claim.
+    /// the claim; `compacted_nearby`: whether the hour's partitions hold compacted files.
     pub(super) async fn complete(
         &self,
         claim: HourCommit,
         outputs: &Outputs,
         base: Option<u64>,
+        compacted_nearby: bool,
     ) -> anyhow::Result<HourCommit> {
         self.pause().await;
         let mut claim = self.renew(claim).await?;
-        let version = self.commit_to_table(&claim, outputs, base).await?;
+        let version = self
+            .commit_to_table(&claim, outputs, base, compacted_nearby)
+            .await?;
         if let Some(staged) = &outputs.quarantine {
             self.pause().await;
             claim = self.renew(claim).await?;
@@ -56,7 +59,7 @@ impl Run<'_> {
             ..claim
         };
         self.write_own(&done).await?;
-        self.checkpoint_if_due(version).await;
+        lake_table::upkeep::checkpoint_if_due(&self.table(), version).await;
         Ok(done)
     }
 
@@ -67,6 +70,7 @@ impl Run<'_> {
         claim: &HourCommit,
         outputs: &Outputs,
         base: Option<u64>,
+        compacted_nearby: bool,
     ) -> anyhow::Result<u64> {
         let adds: Vec<DataFile> = outputs
             .parts
@@ -92,6 +96,7 @@ impl Run<'_> {
                 "event_ids": claim.event_ids,
                 "dropped_ids": claim.dropped_ids,
             }),
+            compacted_nearby,
         };
         match lake_table::commit::commit_hour(&self.table(), base, &result).await? {
             Landed::At(version) => Ok(version),
@@ -102,26 +107,6 @@ impl Run<'_> {
                 "another run took {} over while this one was committing it (generation {generation}, table version {version})",
                 self.hour
             ),
-        }
-    }
-
-    /// Every [`lake_table::schema::CHECKPOINT_INTERVAL`]-th version: a checkpoint, and the log's
-    /// expired commits removed. Best effort: the next due commit tries again.
-    async fn checkpoint_if_due(&self, version: u64) {
-        if !lake_table::upkeep::checkpoint_due(version) {
-            return;
-        }
-        match lake_table::upkeep::checkpoint(&self.table()).await {
-            Ok((at, removed)) => {
-                tracing::info!(version = at, removed, "wrote a checkpoint of the table")
-            }
-            Err(error) => {
-                tracing::warn!(
-                    version,
-                    error = format!("{error:#}"),
-                    "could not write a checkpoint"
-                )
-            }
         }
     }
 

@@ -255,7 +255,7 @@ impl Run<'_> {
             .with_context(|| format!("writing {ids_key}"))?;
         let dropped_key = self.write_dropped_ids(&ids_key, &outputs).await?;
         let ours: Vec<String> = outputs.parts.iter().map(|p| p.target.to_string()).collect();
-        let near = self.parts_near(&ours).await?;
+        let (near, compacted_nearby) = self.parts_near(&ours).await?;
         let template = HourCommit {
             job_id: begun.key.clone(),
             hour: self.hour,
@@ -293,7 +293,9 @@ impl Run<'_> {
             // the next run of the hour to take over or clear.
             Err(e) => return Err(e),
         };
-        let done = self.complete(record, &outputs, base).await?;
+        let done = self
+            .complete(record, &outputs, base, compacted_nearby)
+            .await?;
         self.clean_up(&ids_key, replaced_ids).await;
         Ok(Committed::Done {
             generation: done.generation,
@@ -444,8 +446,9 @@ impl Run<'_> {
     }
 
     /// Keys of this hour's parts found in the partitions this run writes and in the days either
-    /// side of the hour's name (where a file's rows fall), other than `ours`.
-    async fn parts_near(&self, ours: &[String]) -> anyhow::Result<BTreeSet<String>> {
+    /// side of the hour's name (where a file's rows fall), other than `ours`; and whether those
+    /// partitions hold compacted files (which may hold the hour's earlier rows).
+    async fn parts_near(&self, ours: &[String]) -> anyhow::Result<(BTreeSet<String>, bool)> {
         let prefix = &self.options.curated_prefix;
         let day = self.hour.date();
         let mut partitions: BTreeSet<String> = [day.previous(), day, day.next()]
@@ -457,6 +460,7 @@ impl Run<'_> {
                 .filter_map(|key| key.rsplit_once('/').map(|(folder, _)| format!("{folder}/"))),
         );
         let mut found = BTreeSet::new();
+        let mut compacted = false;
         for partition in partitions {
             let listed: Vec<String> = self
                 .lake
@@ -466,12 +470,17 @@ impl Run<'_> {
                 .try_collect()
                 .await
                 .with_context(|| format!("listing {partition}"))?;
-            found.extend(listed.into_iter().filter(|key| {
-                let name = key.rsplit('/').next().unwrap_or_default();
-                self.hour.part_index(name).is_some() && !ours.contains(key)
-            }));
+            let name = |key: &str| key.rsplit('/').next().unwrap_or_default().to_string();
+            compacted |= listed
+                .iter()
+                .any(|key| lake_table::compact::is_compacted_name(&name(key)));
+            found.extend(
+                listed.into_iter().filter(|key| {
+                    self.hour.part_index(&name(key)).is_some() && !ours.contains(key)
+                }),
+            );
         }
-        Ok(found)
+        Ok((found, compacted))
     }
 }
 
