@@ -52,9 +52,12 @@ pub async fn session(lake: &Path, curated_prefix: &str) -> anyhow::Result<Sessio
 }
 
 /// The session's settings: filters pushed into the Parquet scan and reordered by cost, the page
-/// index and bloom filters read.
+/// index and bloom filters read; any other DataFusion setting from the environment
+/// (`DATAFUSION_EXECUTION_TARGET_PARTITIONS=8`, …).
 fn config() -> SessionConfig {
-    let mut config = SessionConfig::new().with_information_schema(true);
+    let mut config = SessionConfig::from_env()
+        .unwrap_or_default()
+        .with_information_schema(true);
     let parquet = &mut config.options_mut().execution.parquet;
     parquet.pushdown_filters = true;
     parquet.reorder_filters = true;
@@ -78,6 +81,8 @@ pub async fn query(
 pub struct QueryStats {
     /// Planning and running, the table already open.
     pub seconds: f64,
+    /// Of which planning (delta-rs chooses the files by the log's statistics then).
+    pub plan_seconds: f64,
     /// The Parquet scans' `bytes_scanned`.
     pub bytes_scanned: u64,
     /// Bytes this process read meanwhile (`rchar` of /proc/self/io; 0 where there is none).
@@ -98,11 +103,13 @@ pub async fn run(
         .create_physical_plan()
         .await
         .context("planning the query")?;
+    let plan_seconds = started.elapsed().as_secs_f64();
     let batches = datafusion::physical_plan::collect(plan.clone(), ctx.task_ctx())
         .await
         .context("running the query")?;
     let mut stats = QueryStats {
         seconds: started.elapsed().as_secs_f64(),
+        plan_seconds,
         read_bytes: read_bytes().saturating_sub(read_before),
         ..QueryStats::default()
     };

@@ -201,11 +201,8 @@ out = {
     "bloom": col("repo_name").bloom_filter_offset is not None if hasattr(col("repo_name"), "bloom_filter_offset") else None,
     "rows": meta.num_rows,
 }
-try:
-    import duckdb
-    out["duckdb_rows"] = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
-except ImportError:
-    out["duckdb_rows"] = meta.num_rows
+import duckdb
+out["duckdb_rows"] = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
 print(json.dumps(out))
 "#;
     let out = Command::new("python3")

@@ -533,14 +533,14 @@ fn the_compaction_runs_hourly_on_the_table_the_transform_writes() {
         parameters["CompactLookbackDays"]["Default"].as_u64(),
         Some(30)
     );
-    // One compaction at a time, unless the account is too small to reserve any.
+    // No reservation by default (a new account's whole limit is 10); 1 reserves one execution.
     assert_eq!(
         compact["ReservedConcurrentExecutions"],
         yaml("!If [ReservesCompactConcurrency, 1, !Ref AWS::NoValue]")
     );
     assert_eq!(
         parameters["CompactReservedConcurrency"]["Default"].as_u64(),
-        Some(1)
+        Some(0)
     );
     // On the schedule, with an empty event; the schedule is the retry.
     let events = compact["Events"]

@@ -52,8 +52,15 @@ pub const BLOOM_FILTER_COLUMNS: &[&str] = &["repo_name", "actor_login"];
 /// Rows in a row group at most.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
+/// A compacted file's row group closes once its encoded size passes this (GHArchive rows are
+/// wide: 128 Ki rows of them are about 110 MB), which bounds the writer's memory.
+pub const ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
+
 /// Rows in a data page at most: the granularity at which the page index selects rows.
 pub const PAGE_ROWS: usize = 8 * 1024;
+
+/// Distinct values a row group's bloom filter is sized for.
+const BLOOM_DISTINCT_VALUES: u64 = 20_000;
 
 /// False positives of a bloom filter. At 1% over a row group's distinct names the filter is about
 /// 1.2 bytes per distinct value.
@@ -80,8 +87,10 @@ pub fn builder() -> WriterPropertiesBuilder {
     for name in DICTIONARY_COLUMNS {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*name), true);
     }
-    // Distinct values of a row group: at most its rows; names repeat, so about half.
-    let distinct = (ROW_GROUP_ROWS / 2) as u64;
+    // Distinct names of a row group: a compacted one (64 MiB, about 75 Ki rows) holds some
+    // 20,000–30,000 repositories of the generated day; a filter sized for more costs every reader that
+    // probes it (its size is what a probe reads).
+    let distinct = BLOOM_DISTINCT_VALUES;
     for name in BLOOM_FILTER_COLUMNS {
         let column = ColumnPath::from(*name);
         props = props

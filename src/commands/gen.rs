@@ -26,6 +26,13 @@ pub struct GenArgs {
     /// Share of events that are late events of the hour before (as in GHArchive since 2025).
     #[arg(long, default_value_t = 0.0)]
     late_share: f64,
+    /// Draw repositories from a Zipf pool of this many (the real events' names first, then
+    /// made-up ones); default: the real events' few hundred.
+    #[arg(long)]
+    repos: Option<usize>,
+    /// Draw actors from a Zipf pool of this many, likewise.
+    #[arg(long)]
+    actors: Option<usize>,
     /// Output file, e.g. 2024-03-05-14.json.gz.
     out: PathBuf,
 }
@@ -39,6 +46,8 @@ impl GenArgs {
             duplicate_share,
             era,
             late_share,
+            repos,
+            actors,
             out,
         } = self;
         gen(
@@ -50,6 +59,8 @@ impl GenArgs {
                 duplicate_share,
                 era,
                 late_share,
+                repos,
+                actors,
             },
         )
     }

@@ -75,7 +75,7 @@ impl CompactArgs {
             &self.which.curated_prefix,
             &request,
             &self.settings,
-            |report| print_json_line(report),
+            print_json_line,
         )
         .await?;
         Ok(())

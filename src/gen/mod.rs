@@ -86,6 +86,10 @@ pub struct GenOptions {
     pub era: Option<Era>,
     /// Share of events (Events API format) that are late events of the hour before.
     pub late_share: f64,
+    /// Repositories and actors to draw from (Zipf: the k-th about 1/k as often as the first);
+    /// past the real events' names, made-up ones. `None`: the real events' own, skewed.
+    pub repos: Option<usize>,
+    pub actors: Option<usize>,
 }
 
 impl GenOptions {
@@ -98,6 +102,8 @@ impl GenOptions {
             duplicate_share: 0.005,
             era: None,
             late_share: 0.0,
+            repos: None,
+            actors: None,
         }
     }
 }
@@ -209,20 +215,58 @@ impl Templates {
 
     /// A repository and an actor for a new event, with its payload varied in between (the
     /// order of the draws is part of what a seed's file is).
-    fn draw(&self, event: &mut Value, id: i64, created_at: String, rng: &mut StdRng) -> NewEvent {
-        let (repo_id, repo_name) = &self.repos[skewed(rng, self.repos.len())];
+    fn draw(
+        &self,
+        event: &mut Value,
+        (id, created_at): (i64, String),
+        pools: (Option<usize>, Option<usize>),
+        rng: &mut StdRng,
+    ) -> NewEvent {
+        let (repo_id, repo_name) = pooled(&self.repos, pools.0, rng, |name, k| {
+            match name.split_once('/') {
+                Some((owner, repo)) => format!("{owner}{k}/{repo}"),
+                None => format!("{name}{k}"),
+            }
+        });
         if let Some(payload) = event.get_mut("payload") {
             vary_payload(payload, rng); // some timeline records have none: they keep none
         }
-        let (actor_id, login) = &self.actors[skewed(rng, self.actors.len())];
+        let (actor_id, login) =
+            pooled(&self.actors, pools.1, rng, |login, k| format!("{login}{k}"));
         NewEvent {
             id,
             created_at,
-            repo_id: *repo_id,
-            repo_name: repo_name.clone(),
-            actor_id: *actor_id,
-            login: login.clone(),
+            repo_id,
+            repo_name,
+            actor_id,
+            login,
         }
+    }
+}
+
+/// A name drawn from `real` (skewed), or with a pool of `size`, drawn Zipf-like from that many:
+/// the real names first, then `made_up(real name, k)` for the k-th round past them.
+fn pooled(
+    real: &[(i64, String)],
+    size: Option<usize>,
+    rng: &mut StdRng,
+    made_up: impl Fn(&str, usize) -> String,
+) -> (i64, String) {
+    let Some(size) = size.filter(|&n| n > 0) else {
+        let (id, name) = &real[skewed(rng, real.len())];
+        return (*id, name.clone());
+    };
+    // P(rank <= k) = ln(k + 1) / ln(size + 1): Zipf with exponent 1.
+    let u: f64 = rng.random();
+    let index = ((u * (size as f64 + 1.0).ln()).exp() - 1.0).floor() as usize;
+    let index = index.min(size - 1);
+    let (id, name) = &real[index % real.len()];
+    match index / real.len() {
+        0 => (*id, name.clone()),
+        k => (
+            id.saturating_add(10_000_000_000 * k as i64),
+            made_up(name, k),
+        ),
     }
 }
 
@@ -304,7 +348,12 @@ fn write_events(
         } else {
             let mut event = templates.pick(&mut rng);
             let created_at = era.created_at(options.hour, offset);
-            let mut new = templates.draw(&mut event, first_id + i as i64, created_at, &mut rng);
+            let mut new = templates.draw(
+                &mut event,
+                (first_id + i as i64, created_at),
+                (options.repos, options.actors),
+                &mut rng,
+            );
             if options.late_share > 0.0 && rng.random_bool(options.late_share) {
                 stats.late += 1;
                 let early = chrono::Duration::seconds(rng.random_range(1..=600));
@@ -492,6 +541,30 @@ mod tests {
         // Without a late share, the events-era hour is what it always was.
         let plain = GenOptions::new("2024-03-05-14".parse().unwrap(), 300);
         assert_eq!(generate_text(&plain).1.late, 0);
+    }
+
+    #[test]
+    fn pools_spread_names_zipf_like_past_the_real_ones() {
+        let options = GenOptions {
+            repos: Some(90_000),
+            actors: Some(60_000),
+            ..GenOptions::new("2024-03-05-14".parse().unwrap(), 20_000)
+        };
+        let (text, _) = generate_text(&options);
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for line in text.lines() {
+            let event: Value = serde_json::from_str(line).unwrap();
+            *counts
+                .entry(event["repo"]["name"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        // Many names, most seen once or twice, a few very often.
+        assert!(counts.len() > 5_000, "{}", counts.len());
+        let top = counts.values().max().copied().unwrap_or(0);
+        assert!(top > 500, "{top}");
+        assert!(counts.values().filter(|&&n| n <= 2).count() > counts.len() / 2);
+        // The same seed, the same names.
+        assert_eq!(generate_text(&options).0, text);
     }
 
     #[test]

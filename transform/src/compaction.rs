@@ -31,7 +31,7 @@ const FIRST_UTC_NAMED_YEAR: i32 = 2015;
 #[derive(clap::Args, Clone, Debug)]
 pub struct CompactSettings {
     /// Memory (MiB) the sort may hold before it spills to the spill folder.
-    #[arg(long, env = "COMPACT_MEMORY_MIB", default_value_t = 512)]
+    #[arg(long, env = "COMPACT_MEMORY_MIB", default_value_t = 256)]
     pub memory_mib: usize,
     /// Where the sort spills (default: the system's temporary folder).
     #[arg(long, env = "COMPACT_SPILL_DIR")]
@@ -42,6 +42,11 @@ pub struct CompactSettings {
     /// Without a range: how many days back from today to look for days to compact.
     #[arg(long, env = "COMPACT_LOOKBACK_DAYS", default_value_t = 30)]
     pub lookback_days: u32,
+    /// Lay the days out by a Z-order over these columns (comma-separated, e.g.
+    /// `repo_name,actor_login`) instead of sorting by (event_type, repo_name, created_at): for
+    /// comparing layouts.
+    #[arg(long, env = "COMPACT_ZORDER", value_delimiter = ',', hide = true)]
+    pub zorder: Vec<String>,
 }
 
 impl CompactSettings {
@@ -50,6 +55,10 @@ impl CompactSettings {
             max_file_bytes: self.target_file_mib.saturating_mul(1024 * 1024).max(1),
             memory_bytes: self.memory_mib.saturating_mul(1024 * 1024),
             spill_dir: self.spill_dir.clone(),
+            order: match self.zorder.is_empty() {
+                true => lake_table::compact::Order::Sorted,
+                false => lake_table::compact::Order::ZOrder(self.zorder.clone()),
+            },
         }
     }
 }

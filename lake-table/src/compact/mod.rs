@@ -15,6 +15,7 @@
 pub mod excise;
 mod files;
 mod sort;
+mod zorder;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -62,14 +63,26 @@ pub struct CompactOptions {
     /// Memory the sort may hold before it spills to `spill_dir`.
     pub memory_bytes: usize,
     pub spill_dir: Option<std::path::PathBuf>,
+    pub order: Order,
+}
+
+/// How a compacted day's rows are laid out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Order {
+    /// Sorted by [`SORT_COLUMNS`] (the default: what the benchmark found best).
+    #[default]
+    Sorted,
+    /// By a Z-order key over these text columns (for comparison).
+    ZOrder(Vec<String>),
 }
 
 impl Default for CompactOptions {
     fn default() -> CompactOptions {
         CompactOptions {
             max_file_bytes: 1024 * 1024 * 1024,
-            memory_bytes: 512 * 1024 * 1024,
+            memory_bytes: 256 * 1024 * 1024,
             spill_dir: None,
+            order: Order::Sorted,
         }
     }
 }
@@ -326,8 +339,11 @@ fn actions(
 /// Deletes objects, best effort (a file left is an orphan `elt vacuum` removes).
 pub(crate) async fn delete<'k>(table: &Table, keys: impl Iterator<Item = &'k str>) {
     for key in keys {
-        if let Err(error) = table.store.delete(&Path::from(key)).await {
-            tracing::warn!(key, error = %error, "could not delete a file no commit names");
+        match table.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(error) => {
+                tracing::warn!(key, error = %error, "could not delete a file no commit names")
+            }
         }
     }
 }

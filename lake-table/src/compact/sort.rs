@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::common::config::SpillCompression;
+use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{col, ParquetReadOptions, SessionConfig, SessionContext};
 use events::Day;
@@ -12,7 +14,7 @@ use futures::TryStreamExt;
 use url::Url;
 
 use super::files::{CompactedFiles, Written};
-use super::{hours_of, CompactOptions, SORT_COLUMNS};
+use super::{hours_of, CompactOptions, Order, SORT_COLUMNS};
 use crate::snapshot::TableFile;
 use crate::Table;
 
@@ -20,6 +22,11 @@ use crate::Table;
 const STORE_URL: &str = "gh-elt-table://store/";
 /// Spill files at most, in all (Lambda has up to 10 GB of `/tmp`).
 const MAX_SPILL_BYTES: u64 = 9 * 1024 * 1024 * 1024;
+/// Rows in a batch: GHArchive rows are wide (the payload), so small batches keep what the sort's
+/// merge holds of each spilled run small.
+const BATCH_ROWS: usize = 2048;
+/// Spilled runs one merge pass reads at once (more are merged in passes).
+const MERGE_FAN_IN: usize = 16;
 
 /// Reads `inputs`, sorts their rows by [`SORT_COLUMNS`] and writes them as compacted files of
 /// `day`.
@@ -39,11 +46,17 @@ pub(super) async fn rewrite_sorted(
         .read_parquet(urls, ParquetReadOptions::default())
         .await
         .with_context(|| format!("reading the files of {day}"))?;
-    let order = SORT_COLUMNS
-        .iter()
-        .filter(|c| frame.schema().has_column_with_unqualified_name(c))
-        .map(|c| col(*c).sort(true, false))
-        .collect();
+    let order = match &options.order {
+        Order::Sorted => SORT_COLUMNS
+            .iter()
+            .filter(|c| frame.schema().has_column_with_unqualified_name(c))
+            .map(|c| col(*c).sort(true, false))
+            .collect(),
+        Order::ZOrder(columns) => {
+            let key = super::zorder::udf().call(columns.iter().map(col).collect());
+            vec![key.sort(true, false)]
+        }
+    };
     let frame = frame.sort(order)?;
     let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
     let bytes_in: u64 = inputs.iter().map(|f| f.size).sum();
@@ -91,17 +104,27 @@ fn cut_bytes(bytes_in: u64, max: u64) -> u64 {
 /// to the spill folder; strings read as plain strings (the files' own types).
 fn session(table: &Table, options: &CompactOptions) -> anyhow::Result<SessionContext> {
     let mut runtime = RuntimeEnvBuilder::new()
-        .with_memory_limit(options.memory_bytes, 1.0)
-        .with_max_temp_directory_size(MAX_SPILL_BYTES);
+        // Fair: each partition's sort gets its share, none starves the other.
+        .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_bytes)))
+        .with_max_temp_directory_size(MAX_SPILL_BYTES)
+        .with_max_spill_merge_fan_in(MERGE_FAN_IN);
     if let Some(dir) = &options.spill_dir {
         runtime = runtime.with_temp_file_path(dir.clone());
     }
     let runtime = runtime
         .build_arc()
         .context("the sort's memory and spill folder")?;
-    let mut config = SessionConfig::new().with_target_partitions(2);
-    let parquet = &mut config.options_mut().execution.parquet;
-    parquet.schema_force_view_types = false;
+    // One partition: one sort, whose merge of its spilled runs is reserved; two would add a
+    // final merge of their own that can meet a pool the sorts have filled.
+    let mut config = SessionConfig::new()
+        .with_target_partitions(1)
+        .with_batch_size(BATCH_ROWS);
+    let execution = &mut config.options_mut().execution;
+    // A merge of spilled runs holds a batch of each run: reserved up front, so it never meets
+    // an exhausted pool.
+    execution.sort_spill_reservation_bytes = options.memory_bytes / 8;
+    execution.spill_compression = SpillCompression::Lz4Frame;
+    execution.parquet.schema_force_view_types = false;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     let url = Url::parse(STORE_URL).context("the store's URL")?;
     ctx.register_object_store(&url, table.store.clone());
