@@ -92,12 +92,16 @@ async fn write_all(
     Ok(())
 }
 
-/// The size at which a file is closed: the day cut into files of about equal size, none over
-/// `max` (the compacted files are smaller than the inputs, so this errs towards fewer files).
+/// The size at which a file is closed: a day that fits one file is one file; a larger one is cut
+/// into files of about equal size (with a tenth to spare, since rewritten rows may take a little
+/// more room than they did), none over `max`.
 fn cut_bytes(bytes_in: u64, max: u64) -> u64 {
     let max = max.max(1);
     let files = bytes_in.div_ceil(max).max(1);
-    bytes_in.div_ceil(files).clamp(1, max)
+    if files == 1 {
+        return max;
+    }
+    (bytes_in.div_ceil(files).saturating_mul(11) / 10).clamp(1, max)
 }
 
 /// A DataFusion session that reads the table's store, sorts within the memory limit and spills
@@ -138,9 +142,9 @@ mod tests {
     #[test]
     fn a_day_is_cut_into_files_of_about_equal_size_under_the_largest() {
         let gib = 1024 * 1024 * 1024;
-        assert_eq!(cut_bytes(600 * 1024 * 1024, gib), 600 * 1024 * 1024);
+        assert_eq!(cut_bytes(600 * 1024 * 1024, gib), gib);
         assert_eq!(cut_bytes(3 * gib, gib), gib);
-        assert_eq!(cut_bytes(5 * gib / 2, gib), 5 * gib / 6 + 1);
-        assert_eq!(cut_bytes(0, gib), 1);
+        assert_eq!(cut_bytes(5 * gib / 2, gib), (5 * gib / 6 + 1) * 11 / 10);
+        assert_eq!(cut_bytes(0, gib), gib);
     }
 }
