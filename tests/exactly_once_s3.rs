@@ -15,7 +15,7 @@ use adapters::CommitStore;
 use events::commits::{commit_key, CommitState, HourCommit};
 use events::TransformSummary;
 use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
@@ -44,33 +44,7 @@ async fn put(store: &Arc<dyn ObjectStore>, key: &str, bytes: Vec<u8>) {
 /// The table's and the quarantine's objects, by key: what readers see.
 async fn table(store: &Arc<dyn ObjectStore>) -> BTreeMap<String, Vec<u8>> {
     // The store is the test's own: the table opened through it, whatever its bucket's name.
-    let table = lake_table::Table::new(store.clone(), "ghactivity/", lake_table::Place::Memory);
-    let referenced: BTreeSet<String> = match lake_table::snapshot::load(&table).await.unwrap() {
-        Some(state) => state.files.into_iter().map(|f| f.key).collect(),
-        None => BTreeSet::new(),
-    };
-    let listed: Vec<ObjectMeta> = store.list(None).try_collect().await.unwrap();
-    let mut objects = BTreeMap::new();
-    for meta in listed {
-        let key = meta.location.to_string();
-        let unreferenced = key.starts_with("ghactivity/") && !referenced.contains(&key);
-        if key.starts_with("_staging/")
-            || key.starts_with("_commits/")
-            || key.contains("/_delta_log/")
-            || unreferenced
-        {
-            continue;
-        }
-        let bytes = store
-            .get(&meta.location)
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        objects.insert(key, bytes.to_vec());
-    }
-    objects
+    support::objects_as_read(store, lake_table::Place::Memory, false).await
 }
 
 fn parquet_rows(bytes: &[u8]) -> u64 {

@@ -52,17 +52,6 @@ pub struct TableState {
 }
 
 impl TableState {
-    /// The files holding rows of each hour (its parts, and compacted files).
-    pub fn by_hour(&self) -> BTreeMap<Hour, Vec<&TableFile>> {
-        let mut hours: BTreeMap<Hour, Vec<&TableFile>> = BTreeMap::new();
-        for file in &self.files {
-            for hour in file.hours.keys() {
-                hours.entry(*hour).or_default().push(file);
-            }
-        }
-        hours
-    }
-
     /// The generation the table's transaction for `hour` names, if any.
     pub fn generation(&self, hour: Hour) -> Option<u64> {
         self.generations.get(&hour.to_string()).copied()

@@ -26,14 +26,21 @@ pub struct Moto {
 /// references (named by their slot, without the run: two runs of one file compare equal), and
 /// the other objects but its log, the runs' staging and their event-id lists.
 pub async fn table_objects(bucket: &str) -> BTreeMap<String, Vec<u8>> {
+    let store: std::sync::Arc<dyn object_store::ObjectStore> =
+        std::sync::Arc::new(s3_store(bucket));
+    objects_as_read(&store, lake_table::Place::Bucket(bucket.into()), true).await
+}
+
+/// What readers see of the lake in `store`, key → bytes: the table's referenced parts (by their
+/// slot when `by_slot`), the quarantine and other objects; not the log, staging or id lists.
+pub async fn objects_as_read(
+    store: &std::sync::Arc<dyn object_store::ObjectStore>,
+    place: lake_table::Place,
+    by_slot: bool,
+) -> BTreeMap<String, Vec<u8>> {
     use futures::TryStreamExt;
-    use object_store::{ObjectStore, ObjectStoreExt};
-    let store: std::sync::Arc<dyn ObjectStore> = std::sync::Arc::new(s3_store(bucket));
-    let table = lake_table::Table::new(
-        store.clone(),
-        "ghactivity/",
-        lake_table::Place::Bucket(bucket.into()),
-    );
+    use object_store::ObjectStoreExt;
+    let table = lake_table::Table::new(store.clone(), "ghactivity/", place);
     let referenced: std::collections::BTreeSet<String> =
         match lake_table::snapshot::load(&table).await.unwrap() {
             Some(state) => state.files.into_iter().map(|f| f.key).collect(),
@@ -58,7 +65,7 @@ pub async fn table_objects(bucket: &str) -> BTreeMap<String, Vec<u8>> {
             .await
             .unwrap();
         let (folder, name) = key.rsplit_once('/').unwrap_or(("", &key));
-        let key = match events::part_slot(name) {
+        let key = match events::part_slot(name).filter(|_| by_slot) {
             Some(slot) => format!("{folder}/{slot}"),
             None => key.clone(),
         };
