@@ -340,3 +340,36 @@ async fn on_s3_a_day_is_compacted_and_an_hour_transformed_again_replaces_its_row
     assert_eq!(python_rows(&uri, Some(&options)), whole);
     assert_eq!(verify_findings(), Vec::<Value>::new());
 }
+
+#[test]
+fn real_events_of_every_era_compact_into_their_days_and_verify_clean() {
+    // GHArchive's real events, 2011 to 2026, as one hour: its rows fall in some 200 days.
+    let lake = Lake::new();
+    let real = lake.write_raw(
+        "2024-03-05-14.json.gz",
+        &lake::gzip(include_bytes!("../fixtures/real-events.jsonl")),
+    );
+    let legacy = lake.write_raw(
+        "2013-03-05-10.json.gz",
+        &lake::gzip(include_bytes!("../fixtures/legacy-events.jsonl")),
+    );
+    let rows: u64 = lake
+        .transform(&[&real, &legacy], &[])
+        .unwrap()
+        .iter()
+        .map(|s| s.rows)
+        .sum();
+    let report = lake.compact("2011-01-01", "2026-12-31");
+    assert!(report.len() > 100, "{} days", report.len());
+    assert!(
+        outcome(&report).iter().all(|o| *o == "compacted"),
+        "{report:?}"
+    );
+    let table = lake.lake().join("ghactivity");
+    assert_eq!(python_rows(table.to_str().unwrap(), None), rows);
+    for hour in ["2024-03-05-14", "2013-03-05-10"] {
+        assert_eq!(lake.findings(hour, hour), Vec::<Value>::new(), "{hour}");
+    }
+    let again = lake.compact("2011-01-01", "2026-12-31");
+    assert!(outcome(&again).iter().all(|o| *o == "already_compact"));
+}

@@ -18,9 +18,12 @@ use object_store::path::Path;
 use super::{Audit, Finding, FindingKind, PartScan};
 
 impl Audit {
-    /// The rows and `event_id`s of each hour in the compacted files of `days`.
+    /// The rows and `event_id`s of each hour in the compacted files that hold the range's hours
+    /// (by their tags: an hour's rows may fall in any day, old events in a file of today) or lie
+    /// in `days` (so that a file whose tags leave an hour out is read too).
     pub(super) async fn compacted_rows(
         &self,
+        (from, to): (Hour, Hour),
         days: &[Day],
         state: Option<&TableState>,
         findings: &mut Vec<Finding>,
@@ -30,7 +33,9 @@ impl Audit {
             return Ok(by_hour);
         };
         let files = state.files.iter().filter(|f| {
-            f.compacted.is_some() && Day::of_partition(&f.key).is_some_and(|d| days.contains(&d))
+            let in_days = Day::of_partition(&f.key).is_some_and(|d| days.contains(&d));
+            let holds = f.hours.keys().any(|h| (from..=to).contains(h));
+            f.compacted.is_some() && (in_days || holds)
         });
         for file in files {
             let scanned = self.scan_compacted(file).await?;

@@ -185,7 +185,7 @@ impl Audit {
         let state = lake_table::snapshot::load(&table).await?;
         let days = table::days_around(from, to);
         let mut compacted = self
-            .compacted_rows(&days, state.as_ref(), &mut findings)
+            .compacted_rows((from, to), &days, state.as_ref(), &mut findings)
             .await?;
         let mut reports = Vec::new();
         let mut seen: HashMap<i64, Hour> = HashMap::new();
