@@ -78,7 +78,21 @@ python3 - <<'PY'
 import boto3
 keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="gh-elt-curated").get("Contents", [])]
 print("curated:", keys)
-assert "ghactivity/year=2024/month=03/dayofmonth=05/part-2024-03-05-14-0000.snappy.parquet" in keys, keys
+# The hour's files (named by hour, part and run) and the Delta commit that adds them.
+day = "ghactivity/year=2024/month=03/dayofmonth=05/"
+parts = [k for k in keys if k.startswith(day + "part-2024-03-05-14-") and k.endswith(".snappy.parquet")]
+assert parts, keys
+assert "ghactivity/_delta_log/00000000000000000000.json" in keys, keys
+PY
+python3 - <<'PY'
+import json, boto3
+log = boto3.client("s3").get_object(Bucket="gh-elt-curated", Key="ghactivity/_delta_log/00000000000000000000.json")
+actions = [json.loads(line) for line in log["Body"].read().decode().splitlines() if line.strip()]
+adds = [a["add"] for a in actions if "add" in a]
+txns = [a["txn"] for a in actions if "txn" in a]
+assert adds and all(a["path"].startswith("year=2024/month=03/dayofmonth=05/part-2024-03-05-14-") for a in adds), adds
+assert any(t.get("appId", "").endswith("2024-03-05-14") for t in txns), txns
+print("delta commit: %d file(s) added for 2024-03-05-14" % len(adds))
 PY
 grep -q '"_aws"' "$work/watch.log" || { echo "no EMF metrics line in the logs" >&2; exit 1; }
 echo "transform Lambda: runtime loop OK"
